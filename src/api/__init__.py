@@ -1,0 +1,75 @@
+"""The HTTP API: validates jobs against the catalog and publishes them by task name.
+
+It never imports a worker's libraries (torch, ultralytics, librosa, transformers) nor `workers`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from flask import Response, jsonify
+from flask_openapi3 import Info, OpenAPI
+from kombu.exceptions import OperationalError
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from api import jobs, meta
+from api.inputs import describe_validation_error
+from common.broker import make_celery
+from common.errors import PlatformError, Unavailable
+from common.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> OpenAPI:
+    settings = settings or get_settings()
+    app = OpenAPI(
+        __name__,
+        info=Info(title="ML job platform", version="1.0", description="Submit slow model jobs; fetch their results."),
+        validation_error_status=400,
+        validation_error_callback=_validation_error_response,
+        doc_prefix="/openapi",
+    )
+    app.config["MAX_CONTENT_LENGTH"] = max(settings.audio_max_bytes, settings.image_max_bytes) + 1024 * 1024
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["settings"] = settings
+    app.extensions["celery"] = make_celery(settings)
+    app.register_api(jobs.api)
+    app.register_api(meta.api)
+    app.register_error_handler(Exception, _error_response)
+    return app
+
+
+def error_json(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def _validation_error_response(exc: ValidationError) -> Response:
+    return error_json(400, "invalid_input", describe_validation_error(exc))
+
+
+def _error_response(exc: Exception) -> Response:
+    if isinstance(exc, Unavailable):
+        return error_json(exc.status, exc.code, exc.message, {"Retry-After": str(exc.retry_after_s)})
+    if isinstance(exc, PlatformError):
+        return error_json(exc.status, exc.code, exc.message)
+    if isinstance(exc, HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_json(exc.code or 500, code, exc.description or exc.name)
+    if isinstance(exc, OperationalError):
+        return error_json(503, "broker_unavailable", "The message broker is unavailable; retry shortly.",
+                          {"Retry-After": "5"})
+    if isinstance(exc, redis.RedisError):
+        return error_json(503, "store_unavailable", "The job store (Redis) is unavailable; retry shortly.",
+                          {"Retry-After": "5"})
+    log.exception("unhandled error")
+    return error_json(500, "internal_error", "The server hit an unexpected error; it has been logged.")
+
+
+__all__ = ["create_app", "error_json"]

@@ -1,0 +1,101 @@
+"""`/v1/jobs`: submit a job of each catalog type, read it (with long-poll), cancel it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, jsonify, make_response, request
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, Field
+
+from api import openapi_docs
+from api.inputs import read_input
+from api.submit import submit
+from common import records
+from common.catalog import CATALOG, JobType
+from common.errors import Conflict, NotFound
+from common.records import JobStatus
+from common.schemas import ErrorBody, JobAccepted, JobView
+from common.store import get_redis
+
+api = APIBlueprint("jobs", __name__, url_prefix="/v1/jobs", abp_tags=[Tag(name="jobs")])
+
+PUBLIC_FIELDS = tuple(JobView.model_fields)
+ERRORS: dict[int, type[BaseModel]] = {code: ErrorBody for code in (400, 404, 409, 413, 415, 429, 503)}
+
+
+class JobPath(BaseModel):
+    job_id: str = Field(max_length=64)
+
+
+class WaitQuery(BaseModel):
+    wait: float = Field(default=0, ge=0, le=30, description="Seconds to wait for a final state (long-poll).")
+
+
+def public(record: dict[str, Any]) -> dict[str, Any]:
+    return {name: record.get(name) for name in PUBLIC_FIELDS}
+
+
+def not_found(job_id: str) -> NotFound:
+    return NotFound(f"No job {job_id!r}: it was never submitted, or it expired after 48 hours.")
+
+
+def find(job_id: str) -> dict[str, Any]:
+    record = records.load(get_redis(), job_id)
+    if record is None:
+        raise not_found(job_id)
+    return record
+
+
+def _submit_view(job_type: JobType) -> Any:
+    def view() -> Any:
+        job = read_input(job_type)
+        celery = current_app.extensions["celery"]
+        record, created = submit(celery, job_type, job, idempotency_key=request.headers.get("Idempotency-Key"))
+        body = {"job_id": record["job_id"], "type": record["type"], "status": record["status"],
+                "created_at": record["created_at"]}
+        response = make_response(jsonify(body), 202 if created else 200)
+        response.headers["Location"] = f"/v1/jobs/{record['job_id']}"
+        return response
+
+    view.__name__ = f"submit_{job_type.name}"
+    view.__doc__ = f"Submit a {job_type.name} job\n{job_type.summary}"
+    return view
+
+
+for _t in CATALOG:
+    api.post(
+        f"/{_t.name}",
+        responses={202: JobAccepted, 200: JobAccepted, **ERRORS},
+        openapi_extensions={"requestBody": openapi_docs.request_body(_t, api.components_schemas)},
+        operation_id=f"submit_{_t.name}",
+    )(_submit_view(_t))
+
+
+@api.get("/<job_id>", responses={200: JobView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody})
+def get_job(path: JobPath, query: WaitQuery) -> Any:
+    """Read a job: status, progress, attempts, result or error
+    With `wait=S` the answer comes as soon as the job is final, or after S seconds."""
+    if query.wait > 0:
+        record = records.wait_final(get_redis(), path.job_id, query.wait)
+    else:
+        record = records.load(get_redis(), path.job_id)
+    if record is None:
+        raise not_found(path.job_id)
+    return jsonify(public(record))
+
+
+@api.delete("/<job_id>", responses={200: JobView, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody})
+def cancel_job(path: JobPath) -> Any:
+    """Cancel a job
+    A PENDING job never runs; a STARTED job is stopped; a finished job answers 409."""
+    r = get_redis()
+    record = find(path.job_id)
+    status = JobStatus(record["status"])
+    if status.is_final:
+        raise Conflict(f"Job {path.job_id} already ended with {status.value}.", code="already_finished")
+    records.finish(r, path.job_id, JobStatus.REVOKED,
+                   error={"code": "revoked", "message": "The job was cancelled by a client."})
+    celery = current_app.extensions["celery"]
+    celery.control.revoke(path.job_id, terminate=status is JobStatus.STARTED, signal="SIGTERM")
+    return jsonify(public(find(path.job_id)))

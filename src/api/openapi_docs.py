@@ -1,0 +1,39 @@
+"""OpenAPI request bodies for the submit routes, made from the catalog's pydantic models.
+
+The submit routes accept JSON, a multipart upload, or either (audio_length), so their request
+bodies are written here from the same models that `api.inputs` validates with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_openapi3.models import Schema
+from pydantic import BaseModel
+
+from common.catalog import JobType
+
+REF = "#/components/schemas/{model}"
+
+
+def register(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
+    schema = model.model_json_schema(ref_template=REF)
+    for name, sub in schema.pop("$defs", {}).items():
+        components[name] = Schema(**sub)
+    components[model.__name__] = Schema(**schema)
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def request_body(job_type: JobType, components: dict[str, Any]) -> dict[str, Any]:
+    content: dict[str, Any] = {}
+    if job_type.input_model is not None:
+        content["application/json"] = {"schema": register(job_type.input_model, components)}
+    if job_type.upload is not None:
+        upload = job_type.upload
+        properties: dict[str, Any] = {upload.field: {"type": "string", "format": "binary",
+                                                      "description": f"{upload.kinds}, recognised by content."}}
+        if upload.options_model is not None:
+            properties.update(upload.options_model.model_json_schema()["properties"])
+        content["multipart/form-data"] = {"schema": {"type": "object", "required": [upload.field],
+                                                     "properties": properties}}
+    return {"required": True, "content": content}

@@ -1,0 +1,50 @@
+"""Accept a job: record it, keep its upload, publish it with a broker confirm."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from api.inputs import JobInput
+from common import records
+from common.catalog import JobType
+from common.errors import Conflict, Unavailable
+from common.settings import get_settings
+from common.store import get_redis
+
+
+def submit(celery: Celery, job_type: JobType, job: JobInput, owner: str = "",
+           idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
+    """Return the job's record and whether this call created it (False: an earlier job with the same key)."""
+    r = get_redis()
+    settings = get_settings()
+    job_id = str(uuid.uuid4())
+    idem = records.idempotency_key(job_type.name, owner, idempotency_key) if idempotency_key else None
+    if idem and not r.set(idem, job_id, nx=True, ex=settings.result_ttl_s):
+        return _earlier_job(r, idem), False
+    record = records.create(r, job_id, job_type.name, owner)
+    if job.blob is not None:
+        r.set(records.blob_key(job_id), job.blob, ex=settings.blob_ttl_s)
+    try:
+        celery.send_task(job_type.task_name, args=[job.payload], task_id=job_id,
+                         queue=job_type.queue, routing_key=job_type.queue)
+    except OperationalError:
+        records.delete(r, job_id)
+        if idem:
+            r.delete(idem)
+        raise Unavailable("The message broker is unavailable; the job was not accepted. Retry shortly.",
+                          code="broker_unavailable") from None
+    record["job_id"] = job_id
+    return record, True
+
+
+def _earlier_job(r: Any, idem: str) -> dict[str, Any]:
+    earlier_id = r.get(idem)
+    record = records.load(r, earlier_id.decode()) if earlier_id else None
+    if record is None:
+        raise Conflict("A job with this Idempotency-Key is being created; retry in a moment.",
+                       code="idempotency_in_progress")
+    return record

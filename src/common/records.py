@@ -1,0 +1,153 @@
+"""Job records: the one home of a job's state in Redis.
+
+A record is a hash at `job:{id}` (plus the configured key prefix). It is written when the API
+accepts a job, updated by the worker's base task, and expires `result_ttl_s` (48 h) after its last
+write. Every other key the platform writes (uploads, idempotency keys) also carries a TTL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from enum import Enum
+from typing import Any
+
+import redis
+
+from common.settings import get_settings
+
+
+class JobStatus(str, Enum):
+    PENDING = "PENDING"
+    STARTED = "STARTED"
+    RETRY = "RETRY"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    REVOKED = "REVOKED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL
+
+
+FINAL = frozenset({JobStatus.SUCCESS, JobStatus.FAILURE, JobStatus.REVOKED})
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _p() -> str:
+    return get_settings().key_prefix
+
+
+def job_key(job_id: str) -> str:
+    return f"{_p()}job:{job_id}"
+
+
+def blob_key(job_id: str) -> str:
+    return f"{_p()}blob:{job_id}"
+
+
+def done_channel(job_id: str) -> str:
+    return f"{_p()}done:{job_id}"
+
+
+def idempotency_key(job_type: str, owner: str, key: str) -> str:
+    return f"{_p()}idem:{job_type}:{owner}:{key}"
+
+
+def create(r: redis.Redis, job_id: str, job_type: str, owner: str = "") -> dict[str, Any]:
+    record = {"type": job_type, "status": JobStatus.PENDING.value, "progress": 0, "attempts": 0,
+              "created_at": now(), "owner": owner}
+    with r.pipeline() as pipe:
+        pipe.hset(job_key(job_id), mapping=record)
+        pipe.expire(job_key(job_id), get_settings().result_ttl_s)
+        pipe.execute()
+    return record
+
+
+def load(r: redis.Redis, job_id: str) -> dict[str, Any] | None:
+    raw = r.hgetall(job_key(job_id))
+    if not raw:
+        return None
+    rec: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
+    rec["job_id"] = job_id
+    rec["progress"] = int(rec.get("progress", 0))
+    rec["attempts"] = int(rec.get("attempts", 0))
+    for name in ("result", "error"):
+        rec[name] = json.loads(rec[name]) if name in rec else None
+    rec.setdefault("started_at", None)
+    rec.setdefault("finished_at", None)
+    return rec
+
+
+def delete(r: redis.Redis, job_id: str) -> None:
+    r.delete(job_key(job_id), blob_key(job_id))
+
+
+# Both scripts leave a missing record missing and a final record untouched, so a late or repeated
+# delivery can neither resurrect an expired job nor overwrite how it ended.
+_START = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then return -2 end
+local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'status', 'STARTED', 'started_at', ARGV[1], 'progress', 0)
+return attempts
+"""
+_FINISH = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+NOT_FOUND, ALREADY_FINAL = -1, -2
+
+
+def mark_started(r: redis.Redis, job_id: str) -> int:
+    """Count one more attempt and return the count, or NOT_FOUND / ALREADY_FINAL (nothing written)."""
+    return int(r.eval(_START, 1, job_key(job_id), now()))  # type: ignore[arg-type]
+
+
+def set_progress(r: redis.Redis, job_id: str, percent: int) -> None:
+    r.hset(job_key(job_id), "progress", max(0, min(100, int(percent))))
+
+
+def finish(r: redis.Redis, job_id: str, status: JobStatus, *, result: Any = None,
+           error: dict[str, str] | None = None) -> bool:
+    """Move a job to a final state once; return False if it was already final or is gone."""
+    fields: dict[str, Any] = {"status": status.value, "finished_at": now()}
+    if status is JobStatus.SUCCESS:
+        fields.update(progress=100, result=json.dumps(result))
+    if error is not None:
+        fields["error"] = json.dumps(error)
+    flat = [item for pair in fields.items() for item in pair]
+    written = bool(r.eval(_FINISH, 1, job_key(job_id), get_settings().result_ttl_s, *flat))  # type: ignore[arg-type]
+    r.delete(blob_key(job_id))
+    if written:
+        r.publish(done_channel(job_id), status.value)
+    return written
+
+
+def wait_final(r: redis.Redis, job_id: str, timeout_s: float) -> dict[str, Any] | None:
+    """Return the record as soon as it is final, or as it stands after `timeout_s`.
+
+    Subscribes before reading, so a job finishing in between is never missed.
+    """
+    pubsub = r.pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(done_channel(job_id))
+        deadline = time.monotonic() + timeout_s
+        record = load(r, job_id)
+        while record is not None and not JobStatus(record["status"]).is_final:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if pubsub.get_message(timeout=remaining) is not None:
+                record = load(r, job_id)
+        return record
+    finally:
+        pubsub.close()

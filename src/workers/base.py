@@ -1,0 +1,83 @@
+"""What every job task shares: record transitions, attempts, timing and error classification."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
+
+from common import records
+from common.errors import InputError, PlatformError
+from common.records import JobStatus
+from common.store import get_redis
+
+log = logging.getLogger(__name__)
+
+
+class JobTask(Task):
+    """Base of every job task. Subclasses (made by `job_task`) set `job_type`; a model-based type
+    overrides `load_model`, and its body reads `self.model`."""
+
+    job_type = ""
+    throws = (InputError,)
+    _model: Any = None
+    _model_error: str | None = None
+    _started: float = 0.0
+
+    # --- the model, loaded once per process ---
+    def load_model(self) -> Any:
+        return None
+
+    def preload(self) -> None:
+        try:
+            self._model = self.load_model()
+        except InputError as exc:
+            self._model_error = exc.message
+            log.error("%s model not loaded: %s", self.job_type, exc.message)
+
+    @property
+    def model(self) -> Any:
+        if self._model is None and self._model_error is None:
+            self.preload()
+        if self._model_error is not None:
+            raise InputError(self._model_error, code="model_unavailable")
+        return self._model
+
+    # --- helpers for task bodies ---
+    def upload(self) -> bytes:
+        data = get_redis().get(records.blob_key(self.request.id))
+        if data is None:
+            raise InputError("The uploaded file is no longer stored (it expired or the job was cancelled).")
+        return data
+
+    def progress(self, percent: int) -> None:
+        records.set_progress(get_redis(), self.request.id, percent)
+
+    # --- record transitions ---
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        attempts = records.mark_started(get_redis(), task_id)
+        if attempts == records.NOT_FOUND:
+            log.warning("job %s has no record (expired or never accepted); dropped", task_id)
+            raise Ignore()
+        if attempts == records.ALREADY_FINAL:
+            log.info("job %s already ended (cancelled or done); not run again", task_id)
+            raise Ignore()
+        self._started = time.monotonic()
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        records.finish(get_redis(), task_id, JobStatus.SUCCESS, result=retval)
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        records.finish(get_redis(), task_id, JobStatus.FAILURE, error=classify(exc))
+
+
+def classify(exc: BaseException) -> dict[str, str]:
+    """One readable reason per failure: the user's input, a time limit, or our own fault."""
+    if isinstance(exc, PlatformError):
+        return exc.to_dict()
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return {"code": "time_limit_exceeded", "message": "The job ran past its time limit and was stopped."}
+    return {"code": "internal_error", "message": f"The worker failed: {type(exc).__name__}: {exc}"}

@@ -1,0 +1,45 @@
+"""The workers' Celery app: `celery -A workers.celery_app worker -Q <type>`.
+
+It imports every job type's task module (each is light: heavy libraries load inside the worker
+child, once). A worker consumes only the queues named with `-Q`, and preloads only their models.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import signals
+
+from common.broker import make_celery
+from common.catalog import BY_NAME, CATALOG
+from workers.base import JobTask
+
+app = make_celery(include=tuple(t.task_module for t in CATALOG))
+_consumed: set[str] = set()
+
+
+def job_task(name: str) -> Any:
+    """The decorator of a job type's task: name, queue and time limits come from the catalog."""
+    job_type = BY_NAME[name]
+    return app.task(
+        base=JobTask,
+        bind=True,
+        name=job_type.task_name,
+        queue=job_type.queue,
+        soft_time_limit=job_type.time_limit_s,
+        time_limit=job_type.time_limit_s + 15,
+        job_type=name,
+    )
+
+
+@signals.celeryd_after_setup.connect
+def _remember_queues(sender: Any, instance: Any, **_: Any) -> None:
+    _consumed.update(instance.app.amqp.queues.consume_from or {})
+
+
+@signals.worker_process_init.connect
+def _preload_models(**_: Any) -> None:
+    """Load each consumed type's model once per child process, never in the parent before fork."""
+    for task in app.tasks.values():
+        if isinstance(task, JobTask) and task.job_type in _consumed:
+            task.preload()

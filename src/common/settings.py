@@ -39,6 +39,7 @@ class Settings:
     euromillions_base_url: str = "https://www.euro-millions.com/results/"
     audio_max_bytes: int = 50 * 1024 * 1024
     audio_concurrency: int = 2
+    audio_length_concurrency: int = 2
     scrape_concurrency: int = 4
     sentiment_concurrency: int = 2
     detection_concurrency: int = 1

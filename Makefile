@@ -1,0 +1,40 @@
+# The platform in one command: `make up`. `make help` lists the targets.
+
+PY         := .venv/bin/python
+CATEGORIES := packages workers ml dev-packages
+STAMP      := .venv/.synced
+ARGS       ?=
+export PYTHONPATH := $(CURDIR)/src
+
+.DEFAULT_GOAL := help
+.PHONY: help install services up test lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+install: $(STAMP)  ## the virtualenv from Pipfile.lock (again only when the lock changes)
+
+# The lock pins torch==2.13.0+cpu: `pipenv sync` installs exactly the lock, so no CUDA package comes in.
+$(STAMP): Pipfile.lock
+	@grep -q '"==2.13.0+cpu"' Pipfile.lock || { echo "Pipfile.lock must pin torch==2.13.0+cpu (no CUDA)"; exit 1; }
+	@command -v pipenv >/dev/null || python3 -m pip install pipenv==2026.10.3
+	PIPENV_VENV_IN_PROJECT=1 pipenv sync --categories "$(CATEGORIES)"
+	@touch $@
+
+services: install  ## RabbitMQ (+ management API) and Redis: reach them, or start private ones under run/
+	$(PY) -m launcher services
+
+up: install  ## services, then the API, one worker pool per job type and Flower, until Ctrl-C
+	$(PY) -m launcher up
+
+test: install services  ## the test suite (pass pytest options as ARGS="...")
+	$(PY) -m pytest $(ARGS)
+
+lint:  ## ruff and mypy
+	$(PY) -m ruff check src tests bench
+	$(PY) -m mypy src
+
+clean:  ## stop private services, remove their data, caches and the install stamp (keeps .venv)
+	-@if [ -x $(PY) ]; then $(PY) -m launcher stop; fi
+	rm -rf run/rabbitmq run/redis .ruff_cache .mypy_cache .pytest_cache $(STAMP)
+	find src tests bench -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,45 @@
+"""`python -m launcher up | services | stop`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+from rich.text import Text
+
+from common.settings import get_settings
+from launcher.services import ServiceError, ensure_services, stop_private_services
+from launcher.up import run_up
+
+COMMANDS = {
+    "up": "make the services ready, then run the API, the worker pools and Flower until Ctrl-C",
+    "services": "make RabbitMQ (with its management API) and Redis ready, then exit",
+    "stop": "stop the private RabbitMQ node and Redis started under run/, if any",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m launcher", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in COMMANDS.items():
+        sub.add_parser(name, help=help_text)
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    try:
+        if args.command == "up":
+            return run_up(settings)
+        if args.command == "services":
+            ensure_services(settings)
+        else:
+            stop_private_services(settings)
+    except KeyboardInterrupt:
+        return 130
+    except ServiceError as exc:
+        Console(stderr=True, highlight=False).print(Text.assemble(("error: ", "bold red"), str(exc)))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""What `up` runs, as argv and environment: the API, one Celery worker pool per catalog entry, and Flower.
+
+The worker pools come from `common.catalog.CATALOG`: a new job type needs no change here. A pool's
+concurrency is the setting `<type>_concurrency` (1 when there is none).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from dataclasses import dataclass
+
+from common.catalog import CATALOG, JobType
+from common.settings import PROJECT_ROOT, Settings
+
+OFFLINE = {"HF_HUB_OFFLINE": "1", "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "0"}
+CELERY = [sys.executable, "-m", "celery", "-A", "workers.celery_app"]
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class FlowerLogin:
+    user: str
+    password: str
+    generated: bool
+
+
+def flower_login(settings: Settings) -> FlowerLogin:
+    """Flower always asks for a password: the configured one, or a fresh one for this run."""
+    user = settings.flower_user or "admin"
+    if settings.flower_password:
+        return FlowerLogin(user, settings.flower_password, generated=False)
+    return FlowerLogin(user, secrets.token_urlsafe(18), generated=True)
+
+
+def plan(settings: Settings, login: FlowerLogin) -> list[Spec]:
+    env = base_env()
+    return [api_spec(env), *(worker_spec(settings, t, env) for t in CATALOG), flower_spec(settings, login, env)]
+
+
+def base_env() -> dict[str, str]:
+    """The operator's environment (each child reads its settings from it), plus `src` on the path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT / "src"), env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def api_spec(env: dict[str, str]) -> Spec:
+    return Spec("api", [sys.executable, "-m", "gunicorn", "-c", "src/api/gunicorn_conf.py", "api.wsgi:app"], env)
+
+
+def worker_spec(settings: Settings, job_type: JobType, env: dict[str, str]) -> Spec:
+    concurrency = getattr(settings, f"{job_type.name}_concurrency", 1)
+    argv = [*CELERY, "worker", "-Q", job_type.queue, "-n", f"{job_type.name}@%h", "-c", str(concurrency),
+            "--loglevel", settings.log_level]
+    if settings.worker_events:
+        argv.append("-E")
+    return Spec(job_type.name, argv, {**env, **OFFLINE})
+
+
+def flower_spec(settings: Settings, login: FlowerLogin, env: dict[str, str]) -> Spec:
+    """Flower with basic auth always (so it never listens unprotected, whatever its address).
+
+    The password and the management URL travel in Flower's own `FLOWER_*` variables rather than on
+    the command line, where `ps` would show them to every local user.
+    """
+    argv = [*CELERY, "flower", f"--address={settings.flower_host}", f"--port={settings.flower_port}"]
+    if not settings.worker_events:
+        argv.append("--enable_events=False")
+    secret_env = {"FLOWER_BASIC_AUTH": f"{login.user}:{login.password}",
+                  "FLOWER_BROKER_API": settings.rabbitmq_management_url}
+    return Spec("flower", argv, {**env, **OFFLINE, **secret_env})
+
+
+def longest_job_s() -> int:
+    """The longest hard time limit of any job type (soft limit + 15 s, see `workers.celery_app`)."""
+    return max(t.time_limit_s for t in CATALOG) + 15

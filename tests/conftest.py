@@ -1,0 +1,126 @@
+"""Fixtures: the real services (own vhost and key prefix per run), the API under gunicorn, and one
+real Celery worker pool per catalog entry, started as processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from support import services  # noqa: E402
+from support.processes import Proc, env_for, start_api, start_worker  # noqa: E402
+from support.wait import until  # noqa: E402
+from support.web import Site  # noqa: E402
+
+RUN = uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def vhost() -> Iterator[str]:
+    services.require_services()
+    name = services.create_vhost()
+    yield name
+    services.delete_vhost(name)
+
+
+@pytest.fixture(scope="session")
+def platform_env(vhost: str) -> Iterator[dict[str, str]]:
+    """Environment of every platform process in this run; the test process itself uses it too."""
+    prefix = f"test-{RUN}:"
+    env = env_for(vhost, prefix)
+    saved = {k: os.environ.get(k) for k in ("BROKER_URL", "REDIS_URL", "KEY_PREFIX")}
+    os.environ.update({k: env[k] for k in saved})
+    from common.settings import get_settings
+
+    get_settings.cache_clear()
+    yield env
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    get_settings.cache_clear()
+    services.delete_keys(prefix)
+
+
+@pytest.fixture(scope="session")
+def site() -> Iterator[Site]:
+    web = Site()
+    yield web
+    web.close()
+
+
+@pytest.fixture(scope="session")
+def api_url(platform_env: dict[str, str]) -> Iterator[str]:
+    proc, url = start_api(platform_env)
+    yield url
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def workers(platform_env: dict[str, str], api_url: str) -> Iterator[dict[str, Proc]]:
+    """One worker pool per catalog entry, each consuming its own queue; ready when every queue has a consumer."""
+    from common.catalog import CATALOG
+
+    procs = {t.name: start_worker(platform_env, t.queue, f"{t.name}-{RUN}", 2 if t.name != "detection" else 1)
+             for t in CATALOG}
+
+    def all_consuming() -> bool:
+        for proc in procs.values():
+            if proc.popen.poll() is not None:
+                raise AssertionError(f"worker {proc.name} exited:\n{proc.tail()}")
+        queues = requests.get(f"{api_url}/ready", timeout=5).json()["queues"]
+        return all(queues[t.queue]["consumers"] >= 1 for t in CATALOG)
+
+    until(all_consuming, 120, "a worker consuming every queue")
+    yield procs
+    for proc in procs.values():
+        proc.stop()
+
+
+@pytest.fixture
+def start_extra_worker(platform_env: dict[str, str]) -> Iterator[Callable[..., Proc]]:
+    """Factory for extra workers (kill and fault tests); each is stopped at the end of the test."""
+    started: list[Proc] = []
+
+    def start(queue: str, concurrency: int = 1, *extra: str) -> Proc:
+        proc = start_worker(platform_env, queue, f"{queue}-extra{len(started)}-{RUN}", concurrency, *extra)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def http(api_url: str) -> Iterator[Any]:
+    """A requests session whose paths are relative to the API."""
+
+    class ApiSession(requests.Session):
+        def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("timeout", 60)
+            return super().request(method, f"{api_url}{url!s}", *args, **kwargs)
+
+    with ApiSession() as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def app(platform_env: dict[str, str]) -> Any:
+    from api import create_app
+
+    return create_app()
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: services, processes, a local web server, generated inputs."""

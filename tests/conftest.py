@@ -32,10 +32,11 @@ def vhost() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def platform_env(vhost: str) -> Iterator[dict[str, str]]:
-    """Environment of every platform process in this run; the test process itself uses it too."""
+def platform_env(vhost: str, site: Site) -> Iterator[dict[str, str]]:
+    """Environment of every platform process in this run; the test process itself uses it too.
+    EuroMillions pages come from the local site."""
     prefix = f"test-{RUN}:"
-    env = env_for(vhost, prefix)
+    env = env_for(vhost, prefix, EUROMILLIONS_BASE_URL=f"{site.url}/results/")
     saved = {k: os.environ.get(k) for k in ("BROKER_URL", "REDIS_URL", "KEY_PREFIX")}
     os.environ.update({k: env[k] for k in saved})
     from common.settings import get_settings

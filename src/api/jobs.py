@@ -99,3 +99,9 @@ def cancel_job(path: JobPath) -> Any:
     celery = current_app.extensions["celery"]
     celery.control.revoke(path.job_id, terminate=status is JobStatus.STARTED, signal="SIGTERM")
     return jsonify(public(find(path.job_id)))
+
+
+@api.post("/<job_id>", doc_ui=False)
+def submit_unknown_type(path: JobPath) -> Any:
+    known = ", ".join(t.name for t in CATALOG)
+    raise NotFound(f"There is no job type {path.job_id!r}; the job types are: {known}.", code="unknown_job_type")

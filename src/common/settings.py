@@ -38,7 +38,6 @@ class Settings:
     fetch_max_bytes: int = 50 * 1024 * 1024
     euromillions_base_url: str = "https://www.euro-millions.com/results/"
     audio_max_bytes: int = 50 * 1024 * 1024
-    audio_concurrency: int = 2
     audio_length_concurrency: int = 2
     scrape_concurrency: int = 4
     sentiment_concurrency: int = 2
@@ -47,8 +46,17 @@ class Settings:
     sentiment_max_chars: int = 10_000
     image_max_bytes: int = 10 * 1024 * 1024
     image_max_pixels: int = 40_000_000
+    sentiment_model: str = "vader"
+    sentiment_batch_size: int = 32
+    detection_model: str = "yolov8n.pt"
+    models_dir: Path = field(default=PROJECT_ROOT / "models")
+    allow_downloads: bool = False
+    torch_threads: int = 0
+    sentiment_max_memory_mb: int = 1536
+    detection_max_memory_mb: int = 1536
     run_dir: Path = field(default=PROJECT_ROOT / "run")
     log_level: str = "INFO"
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from bs4 import BeautifulSoup
+from soupsieve import SelectorSyntaxError
 
 from common.errors import InputError
 
@@ -16,7 +17,7 @@ def extract(html: bytes, selectors: dict[str, str]) -> dict[str, object]:
     for name, selector in selectors.items():
         try:
             matches = soup.select(selector)
-        except ValueError as exc:  # soupsieve's SelectorSyntaxError is a ValueError
+        except SelectorSyntaxError as exc:
             raise InputError(f"Selector {name!r} is not valid CSS: {exc}", code="invalid_selector") from None
         fields[name] = [m.get_text(" ", strip=True) for m in matches]
     title = soup.title.get_text(strip=True) if soup.title else None

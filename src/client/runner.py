@@ -1,0 +1,158 @@
+"""Run a plan of jobs: a bounded ThreadPoolExecutor whose threads each submit one job and long-poll it to its end,
+all sharing one rich Progress. Ctrl-C sets `stop`: nothing new is submitted and waiting threads let go."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from client.session import FINAL, Api, ClientError, Stopped
+from client.sources import Job, Plan
+
+TICK_S = 0.2
+PLAIN_EVERY_S = 5.0
+PHASES = ("queued", "running", "done", "failed")
+
+
+@dataclass
+class Options:
+    concurrency: int = 16
+    timeout_s: float | None = None
+    quiet: bool = False
+
+
+@dataclass
+class Outcome:
+    """What is known of one input. `status` is the API's word, or NOT_SUBMITTED, SUBMITTING, REJECTED, ERROR."""
+
+    job: Job
+    status: str = "NOT_SUBMITTED"
+    job_id: str | None = None
+    result: Any = None
+    error: dict[str, Any] | None = None
+    began: float | None = None
+    latency_s: float | None = None
+
+    @property
+    def phase(self) -> str:
+        if self.status == "SUCCESS":
+            return "done"
+        if self.error is not None or self.status in FINAL:
+            return "failed"
+        return "queued" if self.job_id is None else "running"
+
+
+def execute(api: Api, plan: Plan, options: Options, console: Console, stop: threading.Event) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    jobs = iter(plan.jobs)
+    with _progress(console) as progress, ThreadPoolExecutor(options.concurrency, "job") as pool:
+        bar = progress.add_task("jobs", total=plan.total, **_fields(outcomes, time.monotonic()))
+        board = Board(progress, bar, outcomes, plan.total)
+        pending: set[Future[None]] = set()
+        more = True
+        while more or pending:
+            while more and len(pending) < 2 * options.concurrency and not stop.is_set():
+                job = next(jobs, None)
+                if job is None:
+                    more = False
+                    break
+                outcomes.append(Outcome(job))
+                pending.add(pool.submit(run_one, api, outcomes[-1], options, stop, progress.console))
+            if stop.is_set():
+                more = False
+                pending = {f for f in pending if not f.cancel()}
+            done, pending = wait(pending, timeout=TICK_S, return_when=FIRST_COMPLETED)
+            for future in done:
+                future.result()  # a bug in a thread surfaces here
+            board.show(final=not (more or pending))
+    if plan.total is not None:
+        outcomes += [Outcome(job) for job in jobs]  # left unsubmitted by Ctrl-C
+    return outcomes
+
+
+def run_one(api: Api, outcome: Outcome, options: Options, stop: threading.Event, console: Console) -> None:
+    if stop.is_set():
+        return
+    outcome.status, outcome.began = "SUBMITTING", time.monotonic()
+    try:
+        accepted = api.submit(outcome.job, stop)
+        outcome.job_id, outcome.status = accepted["job_id"], accepted["status"]
+        deadline = None if options.timeout_s is None else time.monotonic() + options.timeout_s
+        record = api.wait(accepted["job_id"], stop, deadline)
+    except Stopped:
+        outcome.status = "NOT_SUBMITTED" if outcome.job_id is None else outcome.status
+        return
+    except ClientError as exc:
+        if outcome.job_id is None:
+            outcome.status = "REJECTED" if exc.rejected else "ERROR"
+        outcome.error = exc.as_dict()
+    else:
+        outcome.status, outcome.result, outcome.error = record["status"], record["result"], record["error"]
+    if outcome.phase in ("done", "failed"):
+        outcome.latency_s = time.monotonic() - outcome.began
+        if not options.quiet or outcome.phase == "failed":
+            console.log(line_of(outcome))
+
+
+def line_of(outcome: Outcome) -> Text:
+    ok = outcome.phase == "done"
+    mark = Text("✓ " if ok else "✗ ", style="green" if ok else "red")
+    head = Text.assemble(mark, (f"{outcome.job.type:<12} ", "bold"), _short(outcome.job.label, 48), " → ")
+    if ok:
+        return head.append(_short(json.dumps(outcome.result, ensure_ascii=False), 90))
+    error = outcome.error or {}
+    return head.append(f"{outcome.status} {error.get('code', '')}: {error.get('message', '')}", style="red")
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _progress(console: Console) -> Progress:
+    fields = ("submitted {task.fields[submitted]} · running {task.fields[running]} · [green]done {task.fields[done]}"
+              "[/] · [red]failed {task.fields[failed]}[/] · {task.fields[rate]:.1f}/s")
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(fields),
+                    TimeElapsedColumn(), console=console, disable=not console.is_terminal)
+
+
+def _fields(outcomes: list[Outcome], started: float) -> dict[str, Any]:
+    counts = Counter(o.phase for o in outcomes)
+    finished = counts["done"] + counts["failed"]
+    rate = finished / max(time.monotonic() - started, 1e-6)
+    return {"submitted": sum(o.job_id is not None for o in outcomes), "running": counts["running"],
+            "done": counts["done"], "failed": counts["failed"], "rate": rate, "completed": finished}
+
+
+class Board:
+    """Keeps the bar up to date; without a terminal, says the same in a plain line every few seconds."""
+
+    def __init__(self, progress: Progress, bar: TaskID, outcomes: list[Outcome], total: int | None) -> None:
+        self.progress, self.bar, self.outcomes, self.total = progress, bar, outcomes, total
+        self.started = self.last_plain = time.monotonic()
+
+    def show(self, final: bool = False) -> None:
+        fields = _fields(self.outcomes, self.started)
+        completed = fields.pop("completed")
+        total = self.total if self.total is not None or not final else len(self.outcomes)
+        self.progress.update(self.bar, completed=completed, total=total, **fields)
+        if self.progress.disable and (final or time.monotonic() - self.last_plain >= PLAIN_EVERY_S):
+            self.last_plain = time.monotonic()
+            of = f"/{total}" if total is not None else ""
+            self.progress.console.log(f"{completed}{of} finished: submitted {fields['submitted']}, running "
+                                      f"{fields['running']}, done {fields['done']}, failed {fields['failed']}, "
+                                      f"{fields['rate']:.1f}/s", markup=False)
+
+
+def iterate(outcomes: list[Outcome], phase: str) -> Iterator[Outcome]:
+    return (o for o in outcomes if o.phase == phase)

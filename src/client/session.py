@@ -1,0 +1,170 @@
+"""The client's one pooled HTTP session: submit with retries and an `Idempotency-Key`, wait with the long-poll.
+
+It speaks HTTP only. What a job type accepts (its upload field, its size limit) comes from `GET /v1/job-types`.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from client.sources import Job
+
+FINAL = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
+RETRY_STATUSES = frozenset({429, 503})
+WAIT_S = 5  # each long-poll asks for at most this; a waiting thread notices Ctrl-C within it
+CONNECT_TIMEOUT_S = 5.0
+UPLOAD_TIMEOUT_S = 120.0
+
+
+class ClientError(Exception):
+    """A job that could not be submitted or followed: `rejected` when the API (or a local check) said no."""
+
+    def __init__(self, code: str, message: str, rejected: bool = False) -> None:
+        super().__init__(message)
+        self.code, self.message, self.rejected = code, message, rejected
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class Stopped(Exception):
+    """Ctrl-C came while this request was being retried."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Retries of 429, 503 and lost connections: full-jitter exponential backoff, never less than Retry-After."""
+
+    attempts: int = 8
+    base_s: float = 0.25
+    cap_s: float = 20.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        backoff = random.uniform(0, min(self.cap_s, self.base_s * 2**attempt))
+        return max(min(retry_after or 0.0, 60.0), backoff)
+
+
+class Api:
+    def __init__(self, url: str, key: str | None = None, pool: int = 16, retry: Retry | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.retry = retry or Retry()
+        self.types: dict[str, dict[str, Any]] = {}
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool + 2)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = "ml-job-platform-client/0.1"
+        if key:
+            self.session.headers["Authorization"] = f"Bearer {key}"
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.session.close()
+
+    def load_types(self) -> dict[str, dict[str, Any]]:
+        response = self._send("GET", "/v1/job-types", threading.Event(), timeout=(CONNECT_TIMEOUT_S, 30))
+        self.types = {t["type"]: t for t in _body(response, "GET /v1/job-types")["job_types"]}
+        return self.types
+
+    def submit(self, job: Job, stop: threading.Event) -> dict[str, Any]:
+        """POST the job; retries reuse the job's Idempotency-Key, so they never create a second job."""
+        kwargs = self._request_of(job)
+        response = self._send("POST", f"/v1/jobs/{job.type}", stop, headers={"Idempotency-Key": job.key},
+                              timeout=(CONNECT_TIMEOUT_S, UPLOAD_TIMEOUT_S), **kwargs)
+        return _body(response, f"POST /v1/jobs/{job.type}")
+
+    def wait(self, job_id: str, stop: threading.Event, deadline: float | None = None) -> dict[str, Any]:
+        """The job's record once final; as it stands when `stop` is set; ClientError after `deadline`."""
+        while True:
+            wait_s = WAIT_S if deadline is None else max(0.0, min(WAIT_S, deadline - time.monotonic()))
+            response = self._send("GET", f"/v1/jobs/{job_id}", stop, params={"wait": round(wait_s, 1)},
+                                  timeout=(CONNECT_TIMEOUT_S, wait_s + 30))
+            record = _body(response, f"GET /v1/jobs/{job_id}")
+            if record["status"] in FINAL or stop.is_set():
+                return record
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ClientError("client_timeout", f"still {record['status']} when the client stopped waiting")
+
+    def _request_of(self, job: Job) -> dict[str, Any]:
+        if job.body is not None:
+            return {"json": job.body}
+        spec = self.types.get(job.type, {})
+        upload = spec.get("inputs", {}).get("multipart")
+        if not upload:
+            raise ClientError("no_upload", f"{job.type} jobs take no file upload", rejected=True)
+        data = _read(job.file) if job.content is None else job.content
+        limit = spec.get("limits", {}).get("max_bytes")
+        if limit and len(data) > limit:
+            raise ClientError("too_large", f"{len(data)} bytes is over the {limit}-byte limit of {job.type} jobs",
+                              rejected=True)
+        name = job.filename or (job.file.name if job.file else "upload")
+        return {"files": {upload["field"]: (name, data)}, "data": job.form}
+
+    def _send(self, method: str, path: str, stop: threading.Event, **kwargs: Any) -> requests.Response:
+        """One request, retried on 429, 503, 409 idempotency_in_progress and lost connections."""
+        for attempt in range(self.retry.attempts + 1):
+            try:
+                response = self.session.request(method, self.url + path, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                response, reason = None, f"cannot reach the API at {self.url} ({type(exc).__name__})"
+            else:
+                if not _retryable(response):
+                    return response
+                reason = _error(response).message
+            if attempt == self.retry.attempts:
+                break
+            if stop.wait(self.retry.delay(attempt, _retry_after(response))):
+                raise Stopped
+        raise ClientError("unreachable" if response is None else _error(response).code,
+                          f"{reason} (gave up after {self.retry.attempts} retries)")
+
+
+def _retryable(response: requests.Response) -> bool:
+    if response.status_code in RETRY_STATUSES:
+        return True
+    return response.status_code == 409 and _error(response).code == "idempotency_in_progress"
+
+
+def _retry_after(response: requests.Response | None) -> float | None:
+    try:
+        return float(response.headers["Retry-After"]) if response is not None else None
+    except (KeyError, ValueError):
+        return None
+
+
+def _error(response: requests.Response) -> ClientError:
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        code, message = f"http_{response.status_code}", f"HTTP {response.status_code} {response.reason}"
+    return ClientError(code, message, rejected=400 <= response.status_code < 500)
+
+
+def _body(response: requests.Response, what: str) -> dict[str, Any]:
+    if response.status_code >= 400:
+        raise _error(response)
+    try:
+        body: dict[str, Any] = response.json()
+    except ValueError:
+        raise ClientError("bad_response", f"{what} answered something other than JSON") from None
+    return body
+
+
+def _read(path: Path | None) -> bytes:
+    if path is None:
+        raise ClientError("no_file", "the job names no file", rejected=True)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ClientError("unreadable", f"cannot read {path}: {exc.strerror}", rejected=True) from None

@@ -1,0 +1,32 @@
+"""A second, empty vhost for tests that need a queue nobody consumes."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from support import services
+
+
+@contextmanager
+def idle_vhost() -> Iterator[tuple[str, Any]]:
+    """Yield (vhost, Flask test client of an API publishing there); no worker consumes it."""
+    from api import create_app
+    from common.settings import get_settings
+
+    vhost = services.create_vhost()
+    try:
+        settings = dataclasses.replace(get_settings(), broker_url=f"{services.AMQP_ROOT}/{vhost}")
+        yield vhost, create_app(settings).test_client()
+    finally:
+        services.delete_vhost(vhost)
+
+
+def queue_depths(vhost: str) -> dict[str, int]:
+    url = f"{services.MANAGEMENT}queues/{quote(vhost, safe='')}?columns=name,messages"
+    return {q["name"]: q.get("messages", 0) for q in requests.get(url, auth=services.AUTH, timeout=10).json()}

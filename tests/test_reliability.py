@@ -1,0 +1,103 @@
+"""No job is lost: routing to its own queue, a killed worker child, a broker that is down, cancels."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import psutil
+import pytest
+import redis
+
+from common import records
+from common.settings import get_settings
+from support import services
+from support.jobs import submit, wait_final
+from support.media import tone
+from support.processes import env_for, start_worker
+from support.vhosts import idle_vhost, queue_depths
+from support.wait import until
+
+
+@pytest.fixture(autouse=True)
+def _workers(workers: object) -> None:
+    pass
+
+
+def job_record(job_id: str) -> dict:
+    with redis.Redis.from_url(get_settings().redis_url) as r:
+        return records.load(r, job_id) or {}
+
+
+def test_a_job_waits_in_its_own_types_queue() -> None:
+    with idle_vhost() as (vhost, client):
+        response = client.post("/v1/jobs/scrape", json={"url": "http://127.0.0.1:9/", "selectors": {"t": "title"}})
+        assert response.status_code == 202
+        until(lambda: queue_depths(vhost).get("scrape") == 1, 20, "the job in the scrape queue")
+        assert {name: n for name, n in queue_depths(vhost).items() if n} == {"scrape": 1}
+
+
+def test_a_pending_job_cancelled_never_runs(platform_env) -> None:
+    with idle_vhost() as (vhost, client):
+        job_id = client.post("/v1/jobs/audio_length", json={"url": "http://127.0.0.1:9/a.wav"}).get_json()["job_id"]
+        cancelled = client.delete(f"/v1/jobs/{job_id}")
+        assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "REVOKED"
+        worker = start_worker(env_for(vhost, platform_env["KEY_PREFIX"]), "audio_length", "late-audio", 1)
+        try:
+            until(lambda: queue_depths(vhost).get("audio_length") == 0, 60, "the worker to take the message")
+            record = job_record(job_id)
+            assert record["status"] == "REVOKED" and record["attempts"] == 0 and record["started_at"] is None
+        finally:
+            worker.stop()
+
+
+def running_pid(app, job_id: str) -> int:
+    """The worker child running the job, as Celery's STARTED state records it."""
+    info = app.extensions["celery"].AsyncResult(job_id).info
+    return int(info["pid"]) if isinstance(info, dict) and "pid" in info else 0
+
+
+def test_worker_child_killed_mid_job_runs_it_again(http, site, app) -> None:
+    url = site.add("/slow/kill.wav", tone(0.5), "audio/wav") + "?delay=3"
+    job_id = submit(http, "audio_length", json={"url": url})
+    pid = until(lambda: job_record(job_id).get("status") == "STARTED" and running_pid(app, job_id), 30, "STARTED")
+    os.kill(pid, signal.SIGKILL)
+    record = wait_final(http, job_id)
+    assert record["status"] == "SUCCESS", record
+    assert record["attempts"] == 2
+    assert record["result"]["duration_seconds"] == pytest.approx(0.5)
+
+
+def test_a_started_job_cancelled_stops_and_ends_revoked(http, site, app) -> None:
+    url = site.add("/slow/cancel.wav", tone(0.5), "audio/wav") + "?delay=20"
+    job_id = submit(http, "audio_length", json={"url": url})
+    pid = until(lambda: job_record(job_id).get("status") == "STARTED" and running_pid(app, job_id), 30, "STARTED")
+    response = http.delete(f"/v1/jobs/{job_id}")
+    assert response.status_code == 200 and response.json()["status"] == "REVOKED"
+    until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 15,
+          "the child running the job to be stopped")
+    record = wait_final(http, job_id, 1)
+    assert record["status"] == "REVOKED" and record["error"]["code"] == "revoked"
+
+
+def test_broker_down_is_503_and_leaves_no_job_behind(http) -> None:
+    with redis.Redis.from_url(get_settings().redis_url) as r:
+        def job_keys() -> set[bytes]:
+            return set(r.scan_iter(match=f"{get_settings().key_prefix}job:*", count=1000))
+
+        before = job_keys()
+        services.rabbitmqctl("stop_app")
+        try:
+            response = http.post("/v1/jobs/audio_length", files={"audio": ("a.wav", tone(0.1))})
+            assert response.status_code == 503, response.text
+            assert response.json()["error"]["code"] == "broker_unavailable"
+            assert int(response.headers["Retry-After"]) > 0
+            assert http.get("/ready").status_code == 503
+            assert job_keys() == before
+        finally:
+            services.rabbitmqctl("start_app")
+    until(lambda: http.get("/ready").json()["status"] == "ready", 60, "the API to see the broker again")
+    until(lambda: all(q["consumers"] >= 1 for q in http.get("/ready").json()["queues"].values()), 120,
+          "every worker to reconnect")
+    job_id = submit(http, "audio_length", files={"audio": ("a.wav", tone(0.2))})
+    assert wait_final(http, job_id)["status"] == "SUCCESS"

@@ -4,21 +4,17 @@ real Celery worker pool per catalog entry, started as processes."""
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from support import services  # noqa: E402
-from support.processes import Proc, env_for, start_api, start_worker  # noqa: E402
-from support.wait import until  # noqa: E402
-from support.web import Site  # noqa: E402
+from support import services
+from support.processes import Proc, env_for, start_api, start_worker
+from support.wait import until
+from support.web import Site
 
 RUN = uuid.uuid4().hex[:8]
 

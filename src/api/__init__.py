@@ -15,8 +15,9 @@ from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from api import jobs, meta
+from api import jobs, meta, metrics, queues
 from api.inputs import describe_validation_error
+from common import logs
 from common.broker import make_celery
 from common.errors import PlatformError, Unavailable
 from common.settings import Settings, get_settings
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> OpenAPI:
     settings = settings or get_settings()
+    logs.configure(settings, "api")
     app = OpenAPI(
         __name__,
         info=Info(title="ML job platform", version="1.0", description="Submit slow model jobs; fetch their results."),
@@ -37,8 +39,12 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["settings"] = settings
     app.extensions["celery"] = make_celery(settings)
+    app.extensions["queue_reader"] = queues.QueueReader(settings, app.extensions["celery"])
     app.register_api(jobs.api)
     app.register_api(meta.api)
+    app.register_api(queues.api)
+    app.register_api(metrics.api)
+    metrics.init_app(app)
     app.register_error_handler(Exception, _error_response)
     return app
 

@@ -34,6 +34,8 @@ CACHE_S = 1.0
 MANAGEMENT_TIMEOUT_S = 2.0
 COLUMNS = "name,messages_ready,messages_unacknowledged,consumers,head_message_timestamp"
 Source = Literal["management", "declare"]
+# A queue not declared yet holds nothing; one declared in the last 5 s has no figures yet (null).
+ABSENT = {"messages_ready": 0, "messages_unacknowledged": 0, "consumers": 0}
 
 api = APIBlueprint("queues", __name__, abp_tags=[Tag(name="operations")])
 
@@ -90,7 +92,7 @@ def from_management(settings: Settings, now: float) -> dict[str, QueueFigures]:
                             auth=(parts.username or "guest", parts.password or "guest"), timeout=MANAGEMENT_TIMEOUT_S)
     response.raise_for_status()
     listed = {q["name"]: q for q in response.json()}
-    return {t.queue: _figures(listed.get(t.queue, {}), now) for t in CATALOG}
+    return {t.queue: _figures(listed.get(t.queue, ABSENT), now) for t in CATALOG}
 
 
 def _figures(q: dict[str, Any], now: float) -> QueueFigures:

@@ -159,26 +159,30 @@ def ctrl_c() -> Iterator[threading.Event]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    log = Console(stderr=True, highlight=False, soft_wrap=True)
+    log = Console(stderr=True, highlight=False, log_path=False)
     started = time.monotonic()
     try:
-        with Api(args.api, args.api_key, args.concurrency, Retry(attempts=max(0, args.retries))) as api, \
-                ctrl_c() as stop:
-            with plan_of(args, api.load_types()) as plan:
-                outcomes = execute(api, plan, Options(args.concurrency, args.timeout, args.quiet), log, stop)
+        outcomes, stopped = run(args, log)
     except (UsageError, ClientError) as exc:
         log.print(Text.assemble(("error: ", "bold red"), (str(exc), "red")))
         return 2
-    finish(args, outcomes, stop.is_set(), time.monotonic() - started, log)
-    if stop.is_set():
+    finish(args, outcomes, stopped, time.monotonic() - started, log)
+    if stopped:
         return 130
     return 0 if all(o.phase == "done" for o in outcomes) else 1
+
+
+def run(args: argparse.Namespace, log: Console) -> tuple[list[Outcome], bool]:
+    options = Options(args.concurrency, args.timeout, args.quiet)
+    with Api(args.api, args.api_key, args.concurrency, Retry(attempts=max(0, args.retries))) as api, \
+            ctrl_c() as stop, plan_of(args, api.load_types()) as plan:
+        return execute(api, plan, options, log, stop), stop.is_set()
 
 
 def finish(args: argparse.Namespace, outcomes: list[Outcome], stopped: bool, elapsed_s: float, log: Console) -> None:
     if args.output:
         report.write_jsonl(args.output, outcomes)
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
     if args.json:
         sys.stdout.write(report.as_json(outcomes, args.api, stopped) + "\n")
     else:

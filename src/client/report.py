@@ -73,7 +73,7 @@ def print_table(console: Console, outcomes: list[Outcome], elapsed_s: float) -> 
         cells = [job_type, str(row["count"]), f"[green]{row['succeeded']}", f"[red]{row['failed']}" if row["failed"]
                  else "0", *([str(row["unfinished"])] if unfinished else []), _seconds(row["p50_s"]),
                  _seconds(row["p95_s"])]
-        table.add_row(*cells)
+        table.add_row(Text(cells[0]), *cells[1:])
     console.print(table)
 
 
@@ -99,12 +99,13 @@ def print_stopped(console: Console, outcomes: list[Outcome], api_url: str, outpu
     running = [o for o in outcomes if o.phase == "running"]
     never = sum(o.phase == "queued" for o in outcomes)
     console.print(Text(f"Stopped: {never} inputs were not submitted; {len(running)} submitted jobs were not "
-                       f"final yet and go on running on the platform.", style="bold yellow"))
+                       f"final yet and go on running on the platform.", style="bold yellow"), soft_wrap=True)
     if not running:
         return
     where = f"all job ids are in {output}; " if output else ""
-    console.print(f"  {where}look one up with: curl -s '{api_url}/v1/jobs/<job_id>?wait=30'", markup=False)
+    console.print(f"  {where}look one up with: curl -s '{api_url}/v1/jobs/<job_id>?wait=30'", markup=False,
+                  soft_wrap=True)
     for outcome in running[:SHOW_AT_MOST]:
-        console.print(f"  {outcome.job_id}  {outcome.job.type}  {outcome.job.label}", markup=False)
+        console.print(f"  {outcome.job_id}  {outcome.job.type}  {outcome.job.label}", markup=False, soft_wrap=True)
     if len(running) > SHOW_AT_MOST:
         console.print(f"  … and {len(running) - SHOW_AT_MOST} more", markup=False)

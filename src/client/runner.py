@@ -7,16 +7,17 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from client.session import FINAL, Api, ClientError, Stopped
+from client.session import FINAL, WAIT_S, Api, ClientError, Stopped
 from client.sources import Job, Plan
 
 TICK_S = 0.2
@@ -53,24 +54,19 @@ class Outcome:
 
 
 def execute(api: Api, plan: Plan, options: Options, console: Console, stop: threading.Event) -> list[Outcome]:
+    """Run every job of `plan` (at most `options.concurrency` at once) and return what became of each input."""
     outcomes: list[Outcome] = []
     jobs = iter(plan.jobs)
     with _progress(console) as progress, ThreadPoolExecutor(options.concurrency, "job") as pool:
-        bar = progress.add_task("jobs", total=plan.total, **_fields(outcomes, time.monotonic()))
-        board = Board(progress, bar, outcomes, plan.total)
+        board = Board(progress, outcomes, plan.total)
+        start = partial(pool.submit, run_one, api, options=options, stop=stop, console=progress.console)
         pending: set[Future[None]] = set()
         more = True
         while more or pending:
-            while more and len(pending) < 2 * options.concurrency and not stop.is_set():
-                job = next(jobs, None)
-                if job is None:
-                    more = False
-                    break
-                outcomes.append(Outcome(job))
-                pending.add(pool.submit(run_one, api, outcomes[-1], options, stop, progress.console))
             if stop.is_set():
-                more = False
-                pending = {f for f in pending if not f.cancel()}
+                more, pending = False, board.halt(pending)
+            else:
+                more = _feed(jobs, outcomes, pending, start, 2 * options.concurrency)
             done, pending = wait(pending, timeout=TICK_S, return_when=FIRST_COMPLETED)
             for future in done:
                 future.result()  # a bug in a thread surfaces here
@@ -80,7 +76,20 @@ def execute(api: Api, plan: Plan, options: Options, console: Console, stop: thre
     return outcomes
 
 
-def run_one(api: Api, outcome: Outcome, options: Options, stop: threading.Event, console: Console) -> None:
+def _feed(jobs: Iterator[Job], outcomes: list[Outcome], pending: set[Future[None]],
+          start: Callable[[Outcome], Future[None]], limit: int) -> bool:
+    """Start jobs until `limit` are pending; False once there are no more."""
+    while len(pending) < limit:
+        job = next(jobs, None)
+        if job is None:
+            return False
+        outcomes.append(Outcome(job))
+        pending.add(start(outcomes[-1]))
+    return True
+
+
+def run_one(api: Api, outcome: Outcome, *, options: Options, stop: threading.Event, console: Console) -> None:
+    """Submit one job, then long-poll it until it is final, `stop` is set or the client's timeout passes."""
     if stop.is_set():
         return
     outcome.status, outcome.began = "SUBMITTING", time.monotonic()
@@ -101,7 +110,16 @@ def run_one(api: Api, outcome: Outcome, options: Options, stop: threading.Event,
     if outcome.phase in ("done", "failed"):
         outcome.latency_s = time.monotonic() - outcome.began
         if not options.quiet or outcome.phase == "failed":
-            console.log(line_of(outcome))
+            say(console, line_of(outcome))
+
+
+def say(console: Console, message: Text | str) -> None:
+    """A log line: rich's log on a terminal (above the bar), else a plain line that is never wrapped."""
+    text = Text(message) if isinstance(message, str) else message
+    if console.is_terminal:
+        console.log(text)
+    else:
+        console.print(Text.assemble(time.strftime("%H:%M:%S "), text), soft_wrap=True)
 
 
 def line_of(outcome: Outcome) -> Text:
@@ -109,7 +127,10 @@ def line_of(outcome: Outcome) -> Text:
     mark = Text("✓ " if ok else "✗ ", style="green" if ok else "red")
     head = Text.assemble(mark, (f"{outcome.job.type:<12} ", "bold"), _short(outcome.job.label, 48), " → ")
     if ok:
-        return head.append(_short(json.dumps(outcome.result, ensure_ascii=False), 90))
+        result = outcome.result
+        if isinstance(result, dict) and result.get("url") == outcome.job.label:
+            result = {k: v for k, v in result.items() if k != "url"}  # the label says it already
+        return head.append(_short(json.dumps(result, ensure_ascii=False), 100))
     error = outcome.error or {}
     return head.append(f"{outcome.status} {error.get('code', '')}: {error.get('message', '')}", style="red")
 
@@ -137,9 +158,19 @@ def _fields(outcomes: list[Outcome], started: float) -> dict[str, Any]:
 class Board:
     """Keeps the bar up to date; without a terminal, says the same in a plain line every few seconds."""
 
-    def __init__(self, progress: Progress, bar: TaskID, outcomes: list[Outcome], total: int | None) -> None:
-        self.progress, self.bar, self.outcomes, self.total = progress, bar, outcomes, total
+    def __init__(self, progress: Progress, outcomes: list[Outcome], total: int | None) -> None:
+        self.progress, self.outcomes, self.total = progress, outcomes, total
         self.started = self.last_plain = time.monotonic()
+        self.bar = progress.add_task("jobs", total=total, **_fields(outcomes, self.started))
+        self.halted = False
+
+    def halt(self, pending: set[Future[None]]) -> set[Future[None]]:
+        """After Ctrl-C: drop the jobs not started yet, say so once, return those still running."""
+        if not self.halted:
+            self.halted = True
+            say(self.progress.console, Text("Ctrl-C: submitting nothing more; collecting what is known "
+                                            f"(within {WAIT_S} s)", style="yellow"))
+        return {f for f in pending if not f.cancel()}
 
     def show(self, final: bool = False) -> None:
         fields = _fields(self.outcomes, self.started)
@@ -149,10 +180,6 @@ class Board:
         if self.progress.disable and (final or time.monotonic() - self.last_plain >= PLAIN_EVERY_S):
             self.last_plain = time.monotonic()
             of = f"/{total}" if total is not None else ""
-            self.progress.console.log(f"{completed}{of} finished: submitted {fields['submitted']}, running "
-                                      f"{fields['running']}, done {fields['done']}, failed {fields['failed']}, "
-                                      f"{fields['rate']:.1f}/s", markup=False)
-
-
-def iterate(outcomes: list[Outcome], phase: str) -> Iterator[Outcome]:
-    return (o for o in outcomes if o.phase == phase)
+            say(self.progress.console, f"{completed}{of} finished: submitted {fields['submitted']}, running "
+                                       f"{fields['running']}, done {fields['done']}, failed {fields['failed']}, "
+                                       f"{fields['rate']:.1f}/s")

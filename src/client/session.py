@@ -112,21 +112,22 @@ class Api:
 
     def _send(self, method: str, path: str, stop: threading.Event, **kwargs: Any) -> requests.Response:
         """One request, retried on 429, 503, 409 idempotency_in_progress and lost connections."""
+        response: requests.Response | None = None
         for attempt in range(self.retry.attempts + 1):
             try:
                 response = self.session.request(method, self.url + path, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                response, reason = None, f"cannot reach the API at {self.url} ({type(exc).__name__})"
+                response, failure = None, ClientError("unreachable", f"cannot reach the API at {self.url} "
+                                                                     f"({type(exc).__name__})")
             else:
                 if not _retryable(response):
                     return response
-                reason = _error(response).message
+                failure = _error(response)
             if attempt == self.retry.attempts:
                 break
             if stop.wait(self.retry.delay(attempt, _retry_after(response))):
                 raise Stopped
-        raise ClientError("unreachable" if response is None else _error(response).code,
-                          f"{reason} (gave up after {self.retry.attempts} retries)")
+        raise ClientError(failure.code, f"{failure.message} (gave up after {self.retry.attempts} retries)")
 
 
 def _retryable(response: requests.Response) -> bool:

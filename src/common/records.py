@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import redis
@@ -18,7 +18,7 @@ import redis
 from common.settings import get_settings
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     PENDING = "PENDING"
     STARTED = "STARTED"
     RETRY = "RETRY"

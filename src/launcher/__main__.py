@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.text import Text
 
 from common.settings import get_settings
+from launcher.commands import exec_flower
 from launcher.services import ServiceError, ensure_services, stop_private_services
 from launcher.up import run_up
 
@@ -16,6 +17,7 @@ COMMANDS = {
     "up": "make the services ready, then run the API, the worker pools and Flower until Ctrl-C",
     "services": "make RabbitMQ (with its management API) and Redis ready, then exit",
     "stop": "stop the private RabbitMQ node and Redis started under run/, if any",
+    "flower": "run Flower alone, as `up` does (basic auth, queue depth from the management API)",
 }
 
 
@@ -31,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_up(settings)
         if args.command == "services":
             ensure_services(settings)
+        elif args.command == "flower":
+            exec_flower(settings)
         else:
             stop_private_services(settings)
     except KeyboardInterrupt:

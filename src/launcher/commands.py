@@ -80,6 +80,16 @@ def flower_spec(settings: Settings, login: FlowerLogin, env: dict[str, str]) -> 
     return Spec("flower", argv, {**env, **OFFLINE, **secret_env})
 
 
+def exec_flower(settings: Settings) -> None:
+    """Replace this process with Flower, as `up` runs it (what Compose's `flower` service runs)."""
+    login = flower_login(settings)
+    spec = flower_spec(settings, login, base_env())
+    if login.generated:
+        print(f"Flower password for this run: {login.password} (user {login.user}; set FLOWER_PASSWORD to choose one)",
+              flush=True)
+    os.execvpe(spec.argv[0], spec.argv, spec.env)
+
+
 def longest_job_s() -> int:
     """The longest hard time limit of any job type (soft limit + 15 s, see `workers.celery_app`)."""
     return max(t.time_limit_s for t in CATALOG) + 15

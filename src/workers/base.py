@@ -9,7 +9,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
-from common import records
+from common import jobstats, records
 from common.errors import InputError, PlatformError
 from common.records import JobStatus
 from common.store import get_redis
@@ -69,9 +69,16 @@ class JobTask(Task):
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         records.finish(get_redis(), task_id, JobStatus.SUCCESS, result=retval)
+        self._count(JobStatus.SUCCESS)
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         records.finish(get_redis(), task_id, JobStatus.FAILURE, error=classify(exc))
+        self._count(JobStatus.FAILURE)
+
+    def _count(self, status: JobStatus) -> None:
+        """The run time and final state, for `/metrics` (one pipelined Redis round trip)."""
+        seconds = time.monotonic() - self._started if self._started else 0.0
+        jobstats.record(get_redis(), self.job_type, status.value, seconds)
 
 
 def classify(exc: BaseException) -> dict[str, str]:

@@ -10,8 +10,10 @@ from typing import Any
 
 from celery import signals
 
+from common import logs
 from common.broker import make_celery
 from common.catalog import BY_NAME, CATALOG
+from common.settings import get_settings
 from workers.base import JobTask
 
 app = make_celery(include=tuple(t.task_module for t in CATALOG))
@@ -30,6 +32,19 @@ def job_task(name: str) -> Any:
         time_limit=job_type.time_limit_s + 15,
         job_type=name,
     )
+
+
+@signals.setup_logging.connect
+def _setup_logging(loglevel: Any = None, **_: Any) -> None:
+    """The platform's log format (text, or JSON with `LOG_FORMAT=json`), with the job id on task lines."""
+    logs.configure(get_settings(), "worker", loglevel)
+
+
+@signals.celeryd_init.connect
+def _no_banner_in_json(instance: Any, **_: Any) -> None:
+    """With JSON logs every line is a JSON object: Celery's start banner is left out."""
+    if get_settings().log_format == "json":
+        instance.quiet = True
 
 
 @signals.celeryd_after_setup.connect

@@ -7,7 +7,12 @@ import io
 import numpy as np
 import soundfile
 
-FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS"), "mp3": ("MP3", "MPEG_LAYER_III")}
+FORMATS = {
+    "wav": ("WAV", "PCM_16"),
+    "flac": ("FLAC", "PCM_16"),
+    "ogg": ("OGG", "VORBIS"),
+    "mp3": ("MP3", "MPEG_LAYER_III"),
+}
 
 
 def tone(seconds: float, fmt: str = "wav", sample_rate: int = 16000, channels: int = 1) -> bytes:
@@ -23,4 +28,5 @@ def tone(seconds: float, fmt: str = "wav", sample_rate: int = 16000, channels: i
 def euromillions_page(numbers: list[int], stars: list[int]) -> str:
     balls = "".join(f'<li class="resultBall ball">{n}</li>' for n in numbers)
     lucky = "".join(f'<li class="resultBall lucky-star">{s}</li>' for s in stars)
-    return f'<html><head><title>Results</title></head><body><div id="ballsDrawn"><ul>{balls}{lucky}</ul></div></body></html>'
+    body = f'<div id="ballsDrawn"><ul>{balls}{lucky}</ul></div>'
+    return f"<html><head><title>Results</title></head><body>{body}</body></html>"

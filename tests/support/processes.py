@@ -66,8 +66,9 @@ def start_api(env: dict[str, str]) -> tuple[Proc, str]:
     return proc, url
 
 
-def start_worker(env: dict[str, str], queue: str, name: str, concurrency: int = 1, *extra: str) -> Proc:
-    args = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", queue,
+def start_worker(env: dict[str, str], queue: str, name: str, concurrency: int = 1, *extra: str,
+                 app: str = "workers.celery_app") -> Proc:
+    args = [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queue,
             "-n", f"{name}@%h", "-c", str(concurrency), "--loglevel", "INFO", *extra]
     return spawn(name, args, {**env, "HF_HUB_OFFLINE": "1", "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "0"})
 

@@ -7,7 +7,7 @@ ARGS       ?=
 export PYTHONPATH := $(CURDIR)/src
 
 .DEFAULT_GOAL := help
-.PHONY: help install services up test lint clean
+.PHONY: help install services up demo test lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ services: install  ## RabbitMQ (+ management API) and Redis: reach them, or star
 
 up: install  ## services, then the API, one worker pool per job type and Flower, until Ctrl-C
 	$(PY) -m launcher up
+
+demo: install  ## a few jobs of every type, made offline, against the platform `make up` runs (ARGS="--only scrape")
+	$(PY) -m client demo $(ARGS)
 
 test: install services  ## the test suite (pass pytest options as ARGS="...")
 	$(PY) -m pytest $(ARGS)

@@ -1,10 +1,11 @@
 """What Celery task events cost: the same small jobs run with events (`-E`) and without, in one run.
 
-    PYTHONPATH=src .venv/bin/python bench/events.py [--jobs 600] [--rounds 2] [--concurrency 2]
+    PYTHONPATH=src .venv/bin/python bench/events.py [--jobs 600] [--rounds 2] [--concurrency 2] [--no-flower]
 
 Each round queues N `audio_length` jobs of a 0.1 s WAV through the API's own submit path (record,
 upload in Redis, confirmed publish), then starts one worker pool on them, with Flower running as
-`make up` runs it (`--enable_events=False` in the no-events case). The rate is counted from the
+`make up` runs it (`--enable_events=False` in the no-events case; `--no-flower` leaves it out, which
+measures the workers' own cost of sending events). The rate is counted from the
 jobs' own `finished_at` stamps once the pool is warm (the first 10 % are left out), so worker start-up
 and publishing do not count. Modes alternate (events, none, events, none, ...) so that a noisy
 neighbour hurts both alike. Runs against the configured RabbitMQ (a vhost of its own, deleted after)
@@ -106,9 +107,10 @@ def one_round(events: bool, args: argparse.Namespace, env: dict[str, str], logs:
     ids = queue_jobs(args.jobs)
     celery = [sys.executable, "-m", "celery", "-A", "workers.celery_app"]
     mode = "events" if events else "none"
-    flower = start([*celery, "flower", "--address=127.0.0.1", f"--port={args.flower_port}",
-                    *([] if events else ["--enable_events=False"])],
-                   {**env, "FLOWER_BASIC_AUTH": "bench:bench"}, logs / f"flower-{mode}.log")
+    flower = None if args.no_flower else start(
+        [*celery, "flower", "--address=127.0.0.1", f"--port={args.flower_port}",
+         *([] if events else ["--enable_events=False"])],
+        {**env, "FLOWER_BASIC_AUTH": "bench:bench"}, logs / f"flower-{mode}.log")
     worker = start([*celery, "worker", "-Q", "audio_length", "-c", str(args.concurrency), "-n", f"bench-{mode}@%h",
                     "--loglevel", "WARNING", *(["-E"] if events else [])],
                    {**env, "WORKER_EVENTS": "1" if events else "0"}, logs / f"worker-{mode}.log")
@@ -116,7 +118,8 @@ def one_round(events: bool, args: argparse.Namespace, env: dict[str, str], logs:
         stamps = finished_at(ids, deadline_s=60 + args.jobs / 20)
     finally:
         stop(worker)
-        stop(flower)
+        if flower is not None:
+            stop(flower)
     warm = max(10, len(stamps) // 10)
     return (len(stamps) - 1 - warm) / (stamps[-1] - stamps[warm])
 
@@ -127,6 +130,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--flower-port", type=int, default=5599)
+    parser.add_argument("--no-flower", action="store_true", help="no Flower: the workers' own cost only")
     args = parser.parse_args()
 
     from common.settings import get_settings
@@ -152,9 +156,11 @@ def main() -> int:
         vhost.delete()
     with_e, without = statistics.median(rates[True]), statistics.median(rates[False])
     print(f"\n{args.jobs} audio_length jobs per round, -c {args.concurrency}, {os.cpu_count()} cores; medians:")
-    print(f"  with events (-E, Flower consuming them)   {with_e:7.1f} jobs/s")
-    print(f"  without events (--enable_events=False)     {without:7.1f} jobs/s")
-    print(f"  without / with = {without / with_e:.2f}  (events cost {100 * (1 - with_e / without):.0f} % of throughput)")
+    consumer = "nobody consuming them" if args.no_flower else "Flower consuming them"
+    print(f"  with events (-E, {consumer})   {with_e:7.1f} jobs/s")
+    print(f"  without events                              {without:7.1f} jobs/s")
+    cost = 100 * (1 - with_e / without)
+    print(f"  without / with = {without / with_e:.2f}  (events cost {cost:.0f} % of throughput)")
     return 0
 
 

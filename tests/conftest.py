@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from support import services
+from support import models, services
 from support.processes import Proc, env_for, start_api, start_worker
 from support.wait import until
 from support.web import Site
@@ -30,9 +30,10 @@ def vhost() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def platform_env(vhost: str, site: Site) -> Iterator[dict[str, str]]:
     """Environment of every platform process in this run; the test process itself uses it too.
-    EuroMillions pages come from the local site."""
+    EuroMillions pages come from the local site; detection runs on weights the tests make (offline)."""
     prefix = f"test-{RUN}:"
-    env = env_for(vhost, prefix, EUROMILLIONS_BASE_URL=f"{site.url}/results/")
+    env = env_for(vhost, prefix, EUROMILLIONS_BASE_URL=f"{site.url}/results/", SENTIMENT_MODEL="vader",
+                  DETECTION_MODEL=str(models.detection_weights()), ALLOW_DOWNLOADS="0", FETCH_ALLOWLIST="127.0.0.1")
     saved = {k: os.environ.get(k) for k in ("BROKER_URL", "REDIS_URL", "KEY_PREFIX")}
     os.environ.update({k: env[k] for k in saved})
     from common.settings import get_settings

@@ -6,7 +6,6 @@ It never imports a worker's libraries (torch, ultralytics, librosa, transformers
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import redis
 from flask import Response, jsonify

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify, make_response, request
+from flask import Response, current_app, jsonify, make_response, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
@@ -99,6 +99,29 @@ def cancel_job(path: JobPath) -> Any:
     celery = current_app.extensions["celery"]
     celery.control.revoke(path.job_id, terminate=status is JobStatus.STARTED, signal="SIGTERM")
     return jsonify(public(find(path.job_id)))
+
+
+PNG_RESPONSE = {"description": "The image as a PNG.",
+                "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}
+
+
+@api.get("/<job_id>/annotated.png", responses={200: PNG_RESPONSE, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody})
+def get_annotated(path: JobPath) -> Any:
+    """A detection job's image with its boxes and labels drawn
+    A PNG (scaled down to at most 2048 px a side); 409 until the job succeeds, 404 for other job types."""
+    record = find(path.job_id)
+    if record["type"] != "detection":
+        raise NotFound(f"Job {path.job_id} is a {record['type']} job; only detection jobs have an annotated image.",
+                       code="no_annotated_image")
+    status = JobStatus(record["status"])
+    if not status.is_final:
+        raise Conflict(f"Job {path.job_id} is {status.value}; its annotated image exists once it succeeds.",
+                       code="not_finished")
+    png = records.load_annotated(get_redis(), path.job_id) if status is JobStatus.SUCCESS else None
+    if png is None:
+        raise NotFound(f"Job {path.job_id} ended with {status.value} and has no annotated image.",
+                       code="no_annotated_image")
+    return Response(png, mimetype="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @api.post("/<job_id>", doc_ui=False)

@@ -10,6 +10,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from kombu.exceptions import OperationalError
 
 from api.queues import declare_all
+from common import records
 from common.catalog import CATALOG, JobType
 from common.store import get_redis
 
@@ -46,7 +47,7 @@ def health() -> Any:
 
 @api.get("/ready")
 def ready() -> Any:
-    """Broker and store reachable, and the workers consuming each queue
+    """Broker and store reachable, the workers consuming each queue, and whether model types loaded their model
     503 when the broker or the store is down."""
     checks: dict[str, Any] = {}
     try:
@@ -63,11 +64,23 @@ def ready() -> Any:
     ok = checks["store"] == "ok" and checks["broker"] == "ok"
     body = {"status": "ready" if ok else "unavailable", "checks": checks,
             "queues": {name: {"consumers": q.consumers, "ready": q.ready} for name, q in queues.items()}}
+    if checks["store"] == "ok":
+        _add_models(body["queues"])
     response = jsonify(body)
     response.status_code = 200 if ok else 503
     if not ok:
         response.headers["Retry-After"] = "5"
     return response
+
+
+def _add_models(queues: dict[str, dict[str, Any]]) -> None:
+    """A model type's queue also says whether its model loaded, as its last worker child reported it
+    (`status` "loaded" with the model's name, or "unavailable" with the reason)."""
+    r = get_redis()
+    for t in CATALOG:
+        status = records.load_model_status(r, t.name) if t.queue in queues else None
+        if status is not None:
+            queues[t.queue]["model"] = status
 
 
 @api.get("/openapi.json", doc_ui=False)

@@ -37,22 +37,24 @@ EXAMPLES = """examples:
   python -m client audio_length song.mp3 recordings/ https://example.com/clip.ogg
   python -m client scrape https://example.com --select title=h1 --select links=a
   python -m client scrape --euromillions 2024-01-02 2024-01-05
-  python -m client run jobs.jsonl --output results.jsonl     (one {"type": ..., ...} per line)"""
+  python -m client run jobs.jsonl --output results.jsonl     (one {"type": ..., ...} per line)
+
+`python -m client COMMAND --help` lists the options of a command (--api, --concurrency, --output, --json, ...)."""
 
 
 def common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("common options")
-    group.add_argument("--api", default=os.environ.get("API_URL", DEFAULT_API),
-                       help="the API's base URL (env API_URL; default %(default)s)")
-    group.add_argument("--api-key", default=os.environ.get("API_KEY"),
-                       help="sent as a bearer token (env API_KEY)")
-    group.add_argument("--concurrency", "-c", type=_positive, default=16, help="jobs in flight at once (16)")
-    group.add_argument("--output", "-o", type=Path, help="write one JSON line per input: job id, status, result")
-    group.add_argument("--json", action="store_true", help="print JSON on stdout instead of the table")
-    group.add_argument("--timeout", type=float, help="give up waiting for a job after this many seconds")
-    group.add_argument("--retries", type=int, default=8, help="retries of a 503, 429 or lost connection (8)")
-    group.add_argument("--quiet", "-q", action="store_true", help="log failures only, not every finished job")
+    add = group.add_argument
+    add("--api", default=os.environ.get("API_URL", DEFAULT_API), metavar="URL",
+        help="the API's base URL (env API_URL; default %(default)s)")
+    add("--api-key", default=os.environ.get("API_KEY"), metavar="KEY", help="sent as a bearer token (env API_KEY)")
+    add("--concurrency", "-c", type=_positive, default=16, metavar="N", help="jobs in flight at once (16)")
+    add("--output", "-o", type=Path, metavar="FILE", help="write one JSON line per input: job id, status, result")
+    add("--json", action="store_true", help="print JSON on stdout instead of the table")
+    add("--timeout", type=float, metavar="S", help="stop waiting for a job S seconds after submitting it")
+    add("--retries", type=int, default=8, metavar="N", help="retries of a 503, 429 or lost connection (8)")
+    add("--quiet", "-q", action="store_true", help="log failures only, not every finished job")
     return common
 
 
@@ -164,8 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         outcomes, stopped = run(args, log)
     except (UsageError, ClientError) as exc:
-        log.print(Text.assemble(("error: ", "bold red"), (str(exc), "red")))
+        log.print(Text.assemble(("error: ", "bold red"), (str(exc), "red")), soft_wrap=True)
         return 2
+    except KeyboardInterrupt:  # before the jobs started: nothing was submitted
+        return 130
     finish(args, outcomes, stopped, time.monotonic() - started, log)
     if stopped:
         return 130

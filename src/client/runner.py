@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from rich.console import Console
@@ -59,7 +58,10 @@ def execute(api: Api, plan: Plan, options: Options, console: Console, stop: thre
     jobs = iter(plan.jobs)
     with _progress(console) as progress, ThreadPoolExecutor(options.concurrency, "job") as pool:
         board = Board(progress, outcomes, plan.total)
-        start = partial(pool.submit, run_one, api, options=options, stop=stop, console=progress.console)
+
+        def start(outcome: Outcome) -> Future[None]:
+            return pool.submit(run_one, api, outcome, options=options, stop=stop, console=progress.console)
+
         pending: set[Future[None]] = set()
         more = True
         while more or pending:
@@ -107,6 +109,9 @@ def run_one(api: Api, outcome: Outcome, *, options: Options, stop: threading.Eve
         outcome.error = exc.as_dict()
     else:
         outcome.status, outcome.result, outcome.error = record["status"], record["result"], record["error"]
+        if outcome.status not in FINAL and not stop.is_set():
+            outcome.error = {"code": "client_timeout", "message": f"not final after {options.timeout_s:g} s "
+                                                                  f"(still {outcome.status}); the job goes on"}
     if outcome.phase in ("done", "failed"):
         outcome.latency_s = time.monotonic() - outcome.began
         if not options.quiet or outcome.phase == "failed":
@@ -163,6 +168,7 @@ class Board:
         self.started = self.last_plain = time.monotonic()
         self.bar = progress.add_task("jobs", total=total, **_fields(outcomes, self.started))
         self.halted = False
+        self.last_line, self.last_show = "", 0.0
 
     def halt(self, pending: set[Future[None]]) -> set[Future[None]]:
         """After Ctrl-C: drop the jobs not started yet, say so once, return those still running."""
@@ -173,13 +179,17 @@ class Board:
         return {f for f in pending if not f.cancel()}
 
     def show(self, final: bool = False) -> None:
+        if not final and time.monotonic() - self.last_show < TICK_S:
+            return
+        self.last_show = time.monotonic()
         fields = _fields(self.outcomes, self.started)
         completed = fields.pop("completed")
         total = self.total if self.total is not None or not final else len(self.outcomes)
         self.progress.update(self.bar, completed=completed, total=total, **fields)
         if self.progress.disable and (final or time.monotonic() - self.last_plain >= PLAIN_EVERY_S):
-            self.last_plain = time.monotonic()
             of = f"/{total}" if total is not None else ""
-            say(self.progress.console, f"{completed}{of} finished: submitted {fields['submitted']}, running "
-                                       f"{fields['running']}, done {fields['done']}, failed {fields['failed']}, "
-                                       f"{fields['rate']:.1f}/s")
+            line = (f"{completed}{of} finished: submitted {fields['submitted']}, running {fields['running']}, "
+                    f"done {fields['done']}, failed {fields['failed']}")
+            if line != self.last_line:
+                say(self.progress.console, f"{line}, {fields['rate']:.1f}/s")
+            self.last_plain, self.last_line = time.monotonic(), line

@@ -84,16 +84,15 @@ class Api:
         return _body(response, f"POST /v1/jobs/{job.type}")
 
     def wait(self, job_id: str, stop: threading.Event, deadline: float | None = None) -> dict[str, Any]:
-        """The job's record once final; as it stands when `stop` is set; ClientError after `deadline`."""
+        """The job's record once final, or as it stands when `stop` is set or `deadline` has passed."""
         while True:
             wait_s = WAIT_S if deadline is None else max(0.0, min(WAIT_S, deadline - time.monotonic()))
+            wait_s = 0 if stop.is_set() else wait_s  # after Ctrl-C: one look, no waiting
             response = self._send("GET", f"/v1/jobs/{job_id}", stop, params={"wait": round(wait_s, 1)},
                                   timeout=(CONNECT_TIMEOUT_S, wait_s + 30))
             record = _body(response, f"GET /v1/jobs/{job_id}")
-            if record["status"] in FINAL or stop.is_set():
+            if record["status"] in FINAL or stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
                 return record
-            if deadline is not None and time.monotonic() >= deadline:
-                raise ClientError("client_timeout", f"still {record['status']} when the client stopped waiting")
 
     def _request_of(self, job: Job) -> dict[str, Any]:
         if job.body is not None:
@@ -127,7 +126,8 @@ class Api:
                 break
             if stop.wait(self.retry.delay(attempt, _retry_after(response))):
                 raise Stopped
-        raise ClientError(failure.code, f"{failure.message} (gave up after {self.retry.attempts} retries)")
+        tries = f" (gave up after {self.retry.attempts} retries)" if self.retry.attempts else ""
+        raise ClientError(failure.code, failure.message + tries)
 
 
 def _retryable(response: requests.Response) -> bool:

@@ -63,7 +63,7 @@ CATALOG: tuple[JobType, ...] = (
         input_model=None,
         time_limit_s=120,
         upload=Upload("image", media.sniff_image, "JPEG, PNG or WebP", lambda s: s.image_max_bytes,
-                      options_model=DetectionOptions),
+                      options_model=DetectionOptions, check=media.check_image),
     ),
     JobType(
         name="audio_length",

@@ -100,6 +100,8 @@ def configure(settings: Settings, service: str, level: str | int | None = None) 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(make_formatter(settings, service))
     root.addHandler(handler)
+    if settings.log_format == "json":
+        logging.captureWarnings(True)  # Python warnings become JSON lines too (logger `py.warnings`)
 
 
 def gunicorn_logconfig(settings: Settings) -> dict[str, Any]:
@@ -119,4 +121,5 @@ def gunicorn_logconfig(settings: Settings) -> dict[str, Any]:
     }
 
 
-__all__ = ["JsonFormatter", "TextFormatter", "configure", "gunicorn_logconfig", "job_context", "job_id_of", "set_job_id"]
+__all__ = ["JsonFormatter", "TextFormatter", "configure", "gunicorn_logconfig", "job_context", "job_id_of",
+           "set_job_id"]

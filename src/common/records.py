@@ -58,6 +58,14 @@ def idempotency_key(job_type: str, owner: str, key: str) -> str:
     return f"{_p()}idem:{job_type}:{owner}:{key}"
 
 
+def annotated_key(job_id: str) -> str:
+    return f"{_p()}annotated:{job_id}"
+
+
+def model_key(job_type: str) -> str:
+    return f"{_p()}model:{job_type}"
+
+
 def create(r: redis.Redis, job_id: str, job_type: str, owner: str = "") -> dict[str, Any]:
     record = {"type": job_type, "status": JobStatus.PENDING.value, "progress": 0, "attempts": 0,
               "created_at": now(), "owner": owner}
@@ -84,7 +92,27 @@ def load(r: redis.Redis, job_id: str) -> dict[str, Any] | None:
 
 
 def delete(r: redis.Redis, job_id: str) -> None:
-    r.delete(job_key(job_id), blob_key(job_id))
+    r.delete(job_key(job_id), blob_key(job_id), annotated_key(job_id))
+
+
+def save_annotated(r: redis.Redis, job_id: str, png: bytes) -> None:
+    """A detection job's drawing (`GET /v1/jobs/<id>/annotated.png`), kept as long as its record."""
+    r.set(annotated_key(job_id), png, ex=get_settings().result_ttl_s)
+
+
+def load_annotated(r: redis.Redis, job_id: str) -> bytes | None:
+    data = r.get(annotated_key(job_id))
+    return bytes(data) if data is not None else None
+
+
+def save_model_status(r: redis.Redis, job_type: str, status: dict[str, Any]) -> None:
+    """What the last worker child of a type that loaded a model found (`/ready` shows it per queue)."""
+    r.set(model_key(job_type), json.dumps(status), ex=get_settings().result_ttl_s)
+
+
+def load_model_status(r: redis.Redis, job_type: str) -> dict[str, Any] | None:
+    raw = r.get(model_key(job_type))
+    return json.loads(raw) if raw is not None else None
 
 
 # Both scripts leave a missing record missing and a final record untouched, so a late or repeated

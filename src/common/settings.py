@@ -36,6 +36,7 @@ class Settings:
     fetch_connect_timeout_s: float = 5.0
     fetch_read_timeout_s: float = 20.0
     fetch_max_bytes: int = 50 * 1024 * 1024
+    fetch_allowlist: str = ""
     euromillions_base_url: str = "https://www.euro-millions.com/results/"
     audio_max_bytes: int = 50 * 1024 * 1024
     audio_length_concurrency: int = 2

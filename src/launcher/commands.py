@@ -67,12 +67,14 @@ def worker_spec(settings: Settings, job_type: JobType, env: dict[str, str]) -> S
 
 
 def flower_spec(settings: Settings, login: FlowerLogin, env: dict[str, str]) -> Spec:
-    """Flower with basic auth always (so it never listens unprotected, whatever its address).
+    """Flower with basic auth always (so it never listens unprotected, whatever its address), its Broker
+    page listing every job queue (`launcher.flower`).
 
     The password and the management URL travel in Flower's own `FLOWER_*` variables rather than on
     the command line, where `ps` would show them to every local user.
     """
-    argv = [*CELERY, "flower", f"--address={settings.flower_host}", f"--port={settings.flower_port}"]
+    argv = [sys.executable, "-m", "launcher.flower", f"--address={settings.flower_host}",
+            f"--port={settings.flower_port}"]
     if not settings.worker_events:
         argv.append("--enable_events=False")
     secret_env = {"FLOWER_BASIC_AUTH": f"{login.user}:{login.password}",

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import resource
+import socket
 import time
 from typing import Any
+
+import redis
 
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
@@ -12,6 +17,7 @@ from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from common import jobstats, records
 from common.errors import InputError, PlatformError
 from common.records import JobStatus
+from common.settings import get_settings
 from common.store import get_redis
 
 log = logging.getLogger(__name__)
@@ -23,6 +29,7 @@ class JobTask(Task):
 
     job_type = ""
     throws = (InputError,)
+    processes = 1  # the pool's concurrency, set by `celery_app` in the parent before it forks
     _model: Any = None
     _model_error: str | None = None
     _started: float = 0.0
@@ -32,11 +39,35 @@ class JobTask(Task):
         return None
 
     def preload(self) -> None:
+        started = time.monotonic()
         try:
             self._model = self.load_model()
         except InputError as exc:
             self._model_error = exc.message
             log.error("%s model not loaded: %s", self.job_type, exc.message)
+        except Exception as exc:  # a corrupt file or a library error: the worker stays up and says why
+            log.exception("%s model not loaded", self.job_type)
+            self._model_error = f"The {self.job_type} model could not be loaded: {type(exc).__name__}: {exc}"
+        if self._model is not None or self._model_error is not None:
+            self._report_model(time.monotonic() - started)
+
+    def _report_model(self, load_s: float) -> None:
+        """Tell `/ready` whether this type's model loaded, and how long it took (a key with a TTL)."""
+        status: dict[str, Any] = {"status": "unavailable", "message": self._model_error}
+        if self._model_error is None:
+            status = {"status": "loaded", "model": getattr(self._model, "name", str(self._model))}
+            log.info("%s model %s loaded in %.2f s", self.job_type, status["model"], load_s)
+        status.update(load_s=round(load_s, 3), rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+                      worker=f"{socket.gethostname()}:{os.getpid()}", at=records.now())
+        try:
+            records.save_model_status(get_redis(), self.job_type, status)
+        except redis.RedisError as exc:
+            log.warning("%s model status not stored: %s", self.job_type, exc)
+
+    def torch_threads(self) -> int:
+        """`TORCH_THREADS`, or this machine's cores shared among the pool's processes."""
+        configured = get_settings().torch_threads
+        return configured if configured > 0 else max(1, len(os.sched_getaffinity(0)) // max(1, self.processes))
 
     @property
     def model(self) -> Any:

@@ -20,11 +20,12 @@ app = make_celery(include=tuple(t.task_module for t in CATALOG))
 _consumed: set[str] = set()
 
 
-def job_task(name: str) -> Any:
-    """The decorator of a job type's task: name, queue and time limits come from the catalog."""
+def job_task(name: str, base: type[JobTask] = JobTask) -> Any:
+    """The decorator of a job type's task: name, queue and time limits come from the catalog.
+    A type with a model passes `base`, a `JobTask` subclass whose `load_model` loads it."""
     job_type = BY_NAME[name]
     return app.task(
-        base=JobTask,
+        base=base,
         bind=True,
         name=job_type.task_name,
         queue=job_type.queue,
@@ -41,15 +42,27 @@ def _setup_logging(loglevel: Any = None, **_: Any) -> None:
 
 
 @signals.celeryd_init.connect
-def _no_banner_in_json(instance: Any, **_: Any) -> None:
-    """With JSON logs every line is a JSON object: Celery's start banner is left out."""
+def _log_early(instance: Any, **_: Any) -> None:
+    """Before Celery's own start-up warnings; with JSON logs, Celery's start banner is left out."""
+    logs.configure(get_settings(), "worker")
     if get_settings().log_format == "json":
         instance.quiet = True
+
+
+@signals.celeryd_init.connect
+def _bound_child_memory(conf: Any, options: dict[str, Any], **_: Any) -> None:
+    """A pool of a model type replaces a child once it has grown past `<type>_max_memory_mb` (checked
+    after each job; `--max-memory-per-child` on the command line still wins)."""
+    settings = get_settings()
+    limits = [getattr(settings, f"{queue}_max_memory_mb", 0) for queue in options.get("queues") or ()]
+    if any(limits):
+        conf.worker_max_memory_per_child = max(limits) * 1024  # Celery counts KiB
 
 
 @signals.celeryd_after_setup.connect
 def _remember_queues(sender: Any, instance: Any, **_: Any) -> None:
     _consumed.update(instance.app.amqp.queues.consume_from or {})
+    JobTask.processes = int(instance.concurrency or 1)  # children inherit it: torch threads per child
 
 
 @signals.worker_process_init.connect

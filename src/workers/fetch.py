@@ -1,16 +1,29 @@
-"""The one place a worker fetches a URL: http(s) only, timeouts, a size cap.
+"""The one place a worker fetches a URL, guarded against server-side request forgery.
 
-The SSRF guard (address checks, redirect checks) belongs here too, so every job type gets it.
+- http and https only; connect and read timeouts; a cap on the response size.
+- The host is resolved once and refused when any of its addresses is not a public one (loopback,
+  private, link-local, unique-local, multicast, reserved, or a cloud metadata address), unless the
+  allowlist names the host or one of its addresses.
+- The connection goes to the address that was checked (no second DNS lookup to rebind), with the
+  original host name kept for the Host header, TLS SNI and certificate checks.
+- Every redirect is checked the same way.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
 
-import requests
+import urllib3
 
 from common.errors import InputError
+from common.settings import get_settings
+
+MAX_REDIRECTS = 5
+METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)
@@ -26,30 +39,88 @@ class FetchLimits:
     connect_timeout_s: float
     read_timeout_s: float
     max_bytes: int
+    allowlist: frozenset[str] = field(default_factory=frozenset)
+
+
+def limits_from_settings(max_bytes: int | None = None) -> FetchLimits:
+    s = get_settings()
+    allowlist = frozenset(entry.strip() for entry in s.fetch_allowlist.split(",") if entry.strip())
+    return FetchLimits(s.fetch_connect_timeout_s, s.fetch_read_timeout_s, max_bytes or s.fetch_max_bytes, allowlist)
 
 
 def fetch(url: str, limits: FetchLimits, *, ok_only: bool = False) -> Fetched:
-    """Fetch `url`; with `ok_only`, an HTTP error status fails the job with that status."""
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise InputError(f"Only http and https URLs can be fetched, not {url!r}.", code="invalid_url")
+    """Fetch `url`, following checked redirects; with `ok_only`, an HTTP error status fails the job."""
+    for _ in range(MAX_REDIRECTS + 1):
+        response = _get_once(url, limits)
+        location = response.headers.get("Location")
+        if response.status in (301, 302, 303, 307, 308) and location:
+            response.release_conn()
+            url = urljoin(url, location)
+            continue
+        if ok_only and response.status >= 400:
+            response.release_conn()
+            raise InputError(f"Fetching {url} answered HTTP {response.status}.", code="fetch_failed")
+        content = _read_capped(response, url, limits.max_bytes)
+        return Fetched(url, response.status, content, response.headers.get("Content-Type", ""))
+    raise InputError(f"Fetching {url} took more than {MAX_REDIRECTS} redirects.", code="fetch_failed")
+
+
+def check_address(host: str, port: int, allowlist: frozenset[str]) -> Address:
+    """Resolve `host` and return the address to connect to, or refuse it."""
     try:
-        with requests.get(url, stream=True, timeout=(limits.connect_timeout_s, limits.read_timeout_s)) as response:
-            if ok_only and response.status_code >= 400:
-                raise InputError(f"Fetching {url} answered HTTP {response.status_code}.", code="fetch_failed")
-            content = _read_capped(response, limits.max_bytes)
-            return Fetched(response.url, response.status_code, content, response.headers.get("Content-Type", ""))
-    except requests.Timeout:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise InputError(f"The host {host!r} does not resolve.", code="fetch_failed") from None
+    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    if host not in allowlist:
+        refused = [a for a in addresses if not _public(a) and str(a) not in allowlist]
+        if refused:
+            raise InputError(f"Fetching {host} is refused: it resolves to the non-public address {refused[0]}.",
+                             code="address_refused")
+    return addresses[0]
+
+
+def _public(address: Address) -> bool:
+    if address in METADATA_ADDRESSES:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_global and not address.is_multicast
+
+
+def _get_once(url: str, limits: FetchLimits) -> urllib3.BaseHTTPResponse:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"Only http and https URLs can be fetched, not {url!r}.", code="invalid_url")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    address = check_address(parts.hostname, port, limits.allowlist)
+    timeout = urllib3.Timeout(connect=limits.connect_timeout_s, read=limits.read_timeout_s)
+    pool: urllib3.HTTPConnectionPool
+    if parts.scheme == "https":
+        pool = urllib3.HTTPSConnectionPool(str(address), port, timeout=timeout, retries=False, maxsize=1,
+                                           server_hostname=parts.hostname, assert_hostname=parts.hostname)
+    else:
+        pool = urllib3.HTTPConnectionPool(str(address), port, timeout=timeout, retries=False, maxsize=1)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "User-Agent": "ml-job-platform/1.0"}
+    try:
+        return pool.urlopen("GET", target, headers=headers, redirect=False, preload_content=False)
+    except urllib3.exceptions.TimeoutError:
         raise InputError(f"Fetching {url} timed out.", code="fetch_timeout") from None
-    except requests.RequestException as exc:
+    except urllib3.exceptions.HTTPError as exc:
         raise InputError(f"Could not fetch {url}: {type(exc).__name__}.", code="fetch_failed") from None
 
 
-def _read_capped(response: requests.Response, max_bytes: int) -> bytes:
+def _read_capped(response: urllib3.BaseHTTPResponse, url: str, max_bytes: int) -> bytes:
     chunks, size = [], 0
-    for chunk in response.iter_content(64 * 1024):
-        size += len(chunk)
-        if size > max_bytes:
-            raise InputError(f"The response from {response.url} is larger than {max_bytes} bytes.",
-                             code="response_too_large")
-        chunks.append(chunk)
+    try:
+        for chunk in response.stream(64 * 1024):
+            size += len(chunk)
+            if size > max_bytes:
+                raise InputError(f"The response from {url} is larger than {max_bytes} bytes.",
+                                 code="response_too_large")
+            chunks.append(chunk)
+    except urllib3.exceptions.HTTPError as exc:
+        raise InputError(f"Reading {url} failed: {type(exc).__name__}.", code="fetch_failed") from None
+    finally:
+        response.release_conn()
     return b"".join(chunks)

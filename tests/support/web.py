@@ -14,6 +14,7 @@ class Site:
     def __init__(self) -> None:
         self.pages: dict[str, tuple[str, bytes]] = {}
         self.hits: dict[str, int] = {}
+        self.redirects: dict[str, str] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -21,6 +22,10 @@ class Site:
 
     def add(self, path: str, body: bytes | str, content_type: str = "text/html; charset=utf-8") -> str:
         self.pages[path] = (content_type, body.encode() if isinstance(body, str) else body)
+        return self.url + path
+
+    def redirect(self, path: str, location: str) -> str:
+        self.redirects[path] = location
         return self.url + path
 
     def close(self) -> None:
@@ -37,6 +42,12 @@ class Site:
                 delay = float(parse_qs(parts.query).get("delay", ["0"])[0])
                 if delay:
                     time.sleep(delay)  # the slow upstream itself, not test synchronisation
+                if parts.path in site.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", site.redirects[parts.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 content_type, body = site.pages.get(parts.path, ("text/plain", b""))
                 self.send_response(200 if parts.path in site.pages else 404)
                 self.send_header("Content-Type", content_type)

@@ -5,15 +5,13 @@ from typing import Any
 from common.settings import get_settings
 from workers.audio_length import core
 from workers.celery_app import job_task
-from workers.fetch import FetchLimits, fetch
+from workers.fetch import fetch, limits_from_settings
 
 
 @job_task("audio_length")
 def run(self: Any, payload: dict[str, Any]) -> dict[str, object]:
     if "url" in payload:
-        s = get_settings()
-        data = fetch(payload["url"], FetchLimits(s.fetch_connect_timeout_s, s.fetch_read_timeout_s,
-                                                 s.audio_max_bytes), ok_only=True).content
+        data = fetch(payload["url"], limits_from_settings(get_settings().audio_max_bytes), ok_only=True).content
     else:
         data = self.upload()
     return core.measure(data)

@@ -1,11 +1,29 @@
-"""Celery task for `detection` jobs (its model worker comes with the model issue)."""
+"""Celery task for `detection` jobs: an uploaded image → labelled boxes, and a drawing of them."""
 
 from typing import Any
 
-from common.errors import InputError
+from common import records
+from common.settings import get_settings
+from common.store import get_redis
+from workers.base import JobTask
 from workers.celery_app import job_task
+from workers.detection import core
 
 
-@job_task("detection")
+class DetectionTask(JobTask):
+    def load_model(self) -> core.Detector:
+        s = get_settings()
+        return core.load_model(s.detection_model, [s.models_dir], threads=self.torch_threads(),
+                               allow_downloads=s.allow_downloads)
+
+
+@job_task("detection", base=DetectionTask)
 def run(self: Any, payload: dict[str, Any]) -> dict[str, object]:
-    raise InputError("detection workers are not available yet.", code="not_implemented")
+    model = self.model
+    image = core.decode(self.upload())
+    self.progress(20)  # decoded
+    result = core.detect(image, model, payload.get("confidence", 0.25), payload.get("max_detections", 100))
+    self.progress(80)  # inferred
+    records.save_annotated(get_redis(), self.request.id, core.draw(image, result["detections"]))
+    self.progress(95)  # drawn
+    return result

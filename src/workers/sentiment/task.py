@@ -1,11 +1,23 @@
-"""Celery task for `sentiment` jobs (its model worker comes with the model issue)."""
+"""Celery task for `sentiment` jobs: one text, or a list labelled as one batch."""
 
 from typing import Any
 
-from common.errors import InputError
+from common.settings import get_settings
+from workers.base import JobTask
 from workers.celery_app import job_task
+from workers.sentiment import core
 
 
-@job_task("sentiment")
+class SentimentTask(JobTask):
+    def load_model(self) -> core.Engine:
+        s = get_settings()
+        return core.load_model(s.sentiment_model, allow_downloads=s.allow_downloads,
+                               batch_size=s.sentiment_batch_size, threads=self.torch_threads())
+
+
+@job_task("sentiment", base=SentimentTask)
 def run(self: Any, payload: dict[str, Any]) -> dict[str, object]:
-    raise InputError("sentiment workers are not available yet.", code="not_implemented")
+    engine = self.model
+    if "texts" in payload:
+        return {"results": core.analyze(payload["texts"], engine), "model": engine.name}
+    return {**core.analyze([payload["text"]], engine)[0], "model": engine.name}

@@ -1,0 +1,57 @@
+"""`python -m client demo`: every job type from inputs the client makes or ships itself, offline."""
+
+from __future__ import annotations
+
+import io
+import json
+import wave
+
+import pytest
+
+from client.demo import TONES_S, demo_jobs, drawn_photo, photos, tone
+
+
+def read_jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_tones_are_wav_files_of_their_length() -> None:
+    with wave.open(io.BytesIO(tone(1.25))) as wav:
+        assert (wav.getnchannels(), wav.getframerate(), wav.getnframes()) == (1, 16000, 20000)
+
+
+def test_photos_are_jpegs() -> None:
+    found = photos()
+    assert found
+    assert all(data.startswith(b"\xff\xd8\xff") for _, data in found)
+    assert drawn_photo().startswith(b"\xff\xd8\xff")
+
+
+def test_demo_has_jobs_for_every_type_it_knows_and_skips_others() -> None:
+    with demo_jobs(["sentiment", "detection", "audio_length", "scrape", "unheard_of"]) as jobs:
+        assert {job.type for job in jobs} == {"sentiment", "detection", "audio_length", "scrape"}
+        assert len({job.key for job in jobs}) == len(jobs)
+
+
+@pytest.mark.usefixtures("workers")
+def test_demo_runs_every_job_type_offline(run_client, http, tmp_path) -> None:
+    out = tmp_path / "demo.jsonl"
+    run = run_client("demo", "-o", str(out))
+    assert run.code == 0, run.out
+    lines = read_jsonl(out)
+    catalog = {t["type"] for t in http.get("/v1/job-types").json()["job_types"]}
+    assert {line["type"] for line in lines} == catalog
+    assert all(line["status"] == "SUCCESS" for line in lines)
+
+
+@pytest.mark.usefixtures("workers")
+def test_demo_audio_and_scrape_results(run_client, tmp_path) -> None:
+    out = tmp_path / "demo.jsonl"
+    run = run_client("demo", "--only", "audio_length,scrape", "-o", str(out))
+    assert run.code == 0, run.out
+    lines = read_jsonl(out)
+    durations = [line["result"]["duration_seconds"] for line in lines if line["type"] == "audio_length"]
+    assert durations == pytest.approx([*TONES_S, 0.75])
+    fields = [line["result"]["fields"] for line in lines if line["type"] == "scrape"]
+    assert fields == [{"products": ["Tea pot", "Mug", "Kettle"], "prices": ["12.50", "4.00", "29.90"]},
+                      {"headlines": ["Queues keep the platform calm", "Workers scale per type"]}]

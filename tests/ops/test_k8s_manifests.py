@@ -1,0 +1,60 @@
+"""deploy/k8s: valid YAML, one worker Deployment per catalog queue, each scaled by a KEDA ScaledObject
+on that same queue, with a grace period longer than the longest job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from common.catalog import CATALOG
+from launcher.commands import longest_job_s
+
+K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+
+
+def documents() -> list[dict[str, Any]]:
+    docs = []
+    for path in sorted(K8S.glob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs
+
+
+def of_kind(kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in documents() if d["kind"] == kind}
+
+
+def queue_of(deployment: dict[str, Any]) -> str | None:
+    command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+    return command[command.index("-Q") + 1] if "-Q" in command else None
+
+
+def test_every_manifest_is_valid_yaml_with_a_kind() -> None:
+    docs = documents()
+    assert docs and all({"apiVersion", "kind"} <= set(d) for d in docs)
+    listed = set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"])
+    assert listed == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+
+
+def test_one_worker_deployment_per_queue_that_finishes_its_job_on_scale_down() -> None:
+    by_queue = {queue_of(d): d for d in of_kind("Deployment").values() if queue_of(d)}
+    assert set(by_queue) == {t.queue for t in CATALOG}
+    for queue, deployment in by_queue.items():
+        assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > longest_job_s(), queue
+
+
+def test_keda_scales_each_worker_on_its_own_queue() -> None:
+    deployments = of_kind("Deployment")
+    scaled = of_kind("ScaledObject")
+    auth = of_kind("TriggerAuthentication")
+    queues = set()
+    for name, obj in scaled.items():
+        target = deployments[obj["spec"]["scaleTargetRef"]["name"]]
+        (trigger,) = obj["spec"]["triggers"]
+        assert trigger["type"] == "rabbitmq" and trigger["metadata"]["mode"] == "QueueLength", name
+        assert trigger["metadata"]["queueName"] == queue_of(target), name
+        assert trigger["authenticationRef"]["name"] in auth, name
+        assert int(trigger["metadata"]["value"]) >= 1 and obj["spec"]["minReplicaCount"] >= 1, name
+        queues.add(trigger["metadata"]["queueName"])
+    assert queues == {t.queue for t in CATALOG}

@@ -19,8 +19,8 @@ PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
-def _die_with_launcher() -> None:
-    """In the child before exec: get SIGTERM if the launcher dies, even by SIGKILL (Linux)."""
+def die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the parent dies, even by SIGKILL (Linux)."""
     if _libc is not None:
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -38,7 +38,7 @@ class Supervisor:
         for spec in self.specs:
             self.procs[spec.name] = subprocess.Popen(
                 spec.argv, cwd=self.cwd, env=spec.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_launcher)
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
         for name, proc in self.procs.items():
             self.out.say(f"started {name} (pid {proc.pid})")
         for name, proc in self.procs.items():

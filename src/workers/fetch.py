@@ -104,6 +104,8 @@ def _get_once(url: str, limits: FetchLimits) -> urllib3.BaseHTTPResponse:
     headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "User-Agent": "ml-job-platform/1.0"}
     try:
         return pool.urlopen("GET", target, headers=headers, redirect=False, preload_content=False)
+    except urllib3.exceptions.NewConnectionError:  # a subclass of ConnectTimeoutError: test it first
+        raise InputError(f"Could not connect to {parts.netloc} to fetch {url}.", code="fetch_failed") from None
     except urllib3.exceptions.TimeoutError:
         raise InputError(f"Fetching {url} timed out.", code="fetch_timeout") from None
     except urllib3.exceptions.HTTPError as exc:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import requests
 
+from launcher.children import die_with_parent
 from support.wait import until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +54,8 @@ def spawn(name: str, args: list[str], env: dict[str, str]) -> Proc:
     LOGS.mkdir(parents=True, exist_ok=True)
     log = LOGS / f"{name}.log"
     with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
-        popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                                 preexec_fn=die_with_parent)  # no orphans if the test run is killed
     return Proc(name, popen, log)
 
 

@@ -96,7 +96,9 @@ def decode(data: bytes) -> Image:
     try:
         with Image.open(io.BytesIO(data)) as opened:
             return ImageOps.exif_transpose(opened).convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    # ImportError: ultralytics replaces `Image.open` with one that, on a file Pillow cannot identify,
+    # tries to load a HEIF plugin, which is not installed (and never auto-installed: YOLO_AUTOINSTALL=0).
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, ImportError, Image.DecompressionBombError) as exc:
         raise InputError(f"The image cannot be decoded (JPEG, PNG, WebP): {exc}", code="undecodable_image") from None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from common.settings import get_settings
@@ -38,7 +39,9 @@ def export_onnx(weights: Path, imgsz: int = 640) -> Path:
     torchvision_nms.register()
     from ultralytics import YOLO
 
-    return Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz))
+    with warnings.catch_warnings():  # torch.onnx's tracer warns at length about what YOLO's export handles
+        warnings.simplefilter("ignore")
+        return Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz))
 
 
 def untrained(path: Path, config: str = "yolov8n.yaml", seed: int = 0) -> Path:

@@ -1,0 +1,117 @@
+"""detection.core on the real yolov8n network (random weights the tests make offline) and real photos."""
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from common.errors import InputError
+from support import images
+from support.models import DETECTION_WEIGHTS, detection_weights
+from workers.detection import core
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return detection_weights(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def model(weights: Path) -> core.Detector:
+    return core.load_model(DETECTION_WEIGHTS, [weights.parent], threads=2)
+
+
+def assert_inside(result: dict, width: int, height: int) -> None:
+    assert result["image"] == {"width": width, "height": height}
+    assert result["detections"], "the test weights see people everywhere"
+    for det in result["detections"]:
+        x1, y1, x2, y2 = det["box"]
+        assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height, det
+        assert det["label"] == "person" and 0.25 <= det["confidence"] <= 1
+    confidences = [d["confidence"] for d in result["detections"]]
+    assert confidences == sorted(confidences, reverse=True)
+
+
+@pytest.mark.parametrize("name", list(images.PHOTOS))
+def test_photos_shipped_with_ultralytics(model: core.Detector, name: str) -> None:
+    result = core.detect(core.decode(images.photo(name)), model)
+    assert set(result) == {"detections", "image", "model", "inference_ms"}
+    assert_inside(result, *images.PHOTOS[name])
+    assert result["model"] == DETECTION_WEIGHTS and result["inference_ms"] > 0
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "JPEG"])
+def test_boxes_are_in_the_original_pixels(model: core.Detector, fmt: str) -> None:
+    result = core.detect(core.decode(images.scene(1920, 480, fmt)), model)
+    assert_inside(result, 1920, 480)
+    assert max(d["box"][2] for d in result["detections"]) > 1280  # not the network's 640 × 640 input
+
+
+def test_exif_orientation_turns_the_image_upright(model: core.Detector) -> None:
+    result = core.detect(core.decode(images.scene(640, 320, "JPEG", orientation=6)), model)  # rotated 90°
+    assert_inside(result, 320, 640)
+
+
+def test_confidence_and_max_detections(model: core.Detector) -> None:
+    image = core.decode(images.photo("bus.jpg"))
+    assert len(core.detect(image, model, max_detections=3)["detections"]) == 3
+    assert core.detect(image, model, confidence=0.99)["detections"] == []  # the test weights say 0.95
+
+
+def test_drawing_is_a_png_of_the_image_with_boxes(model: core.Detector) -> None:
+    image = core.decode(images.photo("zidane.jpg"))
+    detections = core.detect(image, model, max_detections=5)["detections"]
+    drawn = Image.open(io.BytesIO(core.draw(image, detections)))
+    assert drawn.format == "PNG" and drawn.size == (1280, 720)
+    x1, y1, x2, y2 = (round(v) for v in detections[0]["box"])
+    changed = [drawn.getpixel((x, y1 + 1)) != image.getpixel((x, y1 + 1)) for x in range(x1 + 4, x2 - 4, 8)]
+    assert all(changed)  # the box's top edge is drawn
+
+
+def test_large_images_are_drawn_at_most_2048_pixels_a_side(model: core.Detector) -> None:
+    image = core.decode(images.scene(4096, 1024))
+    drawn = Image.open(io.BytesIO(core.draw(image, core.detect(image, model)["detections"])))
+    assert drawn.size == (2048, 512)
+
+
+@pytest.mark.parametrize("data", [b"\xff\xd8\xff" + b"not a jpeg" * 50, images.photo("bus.jpg")[:5000]],
+                         ids=["garbage", "truncated"])
+def test_undecodable_image_is_an_input_error(data: bytes) -> None:
+    with pytest.raises(InputError) as caught:
+        core.decode(data)
+    assert caught.value.code == "undecodable_image"
+
+
+def test_missing_weights_say_where_to_put_the_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as caught:
+        core.load_model("yolov8n-absent.pt", [tmp_path])
+    assert caught.value.code == "model_unavailable"
+    assert f"{tmp_path}/" in caught.value.message and "make models" in caught.value.message
+
+
+def test_a_pt_saved_by_the_test_loads_by_absolute_path(weights: Path) -> None:
+    detector = core.load_model(str(weights), [])
+    assert detector.name == DETECTION_WEIGHTS and detector.backend == "pytorch"
+
+
+def test_a_model_config_is_not_weights(tmp_path: Path) -> None:
+    (tmp_path / "yolov8n.yaml").write_text("nc: 80\n")
+    with pytest.raises(InputError, match="not a .pt or .onnx"):
+        core.load_model("yolov8n.yaml", [tmp_path])
+
+
+def test_onnx_runtime_path(weights: Path, tmp_path: Path) -> None:
+    from workers.detection.weights import export_onnx
+
+    onnx = export_onnx(_copy(weights, tmp_path))
+    detector = core.load_model(onnx.name, [tmp_path])
+    assert detector.backend == "onnxruntime" and detector.name == onnx.name
+    # every score of the test weights ties at 0.95, so NMS may keep other boxes than PyTorch: compare the shape
+    assert_inside(core.detect(core.decode(images.photo("bus.jpg")), detector), 810, 1080)
+
+
+def _copy(path: Path, folder: Path) -> Path:
+    target = folder / path.name
+    target.write_bytes(path.read_bytes())
+    return target

@@ -14,11 +14,11 @@ from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from api import jobs, meta, metrics, queues
+from api import access, jobs, meta, metrics, queues
 from api.inputs import describe_validation_error
 from common import logs
 from common.broker import make_celery
-from common.errors import PlatformError, Unavailable
+from common.errors import PlatformError, Unauthorized, Unavailable
 from common.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app.extensions["settings"] = settings
     app.extensions["celery"] = make_celery(settings)
     app.extensions["queue_reader"] = queues.QueueReader(settings, app.extensions["celery"])
+    access.init_app(app, settings)
     app.register_api(jobs.api)
     app.register_api(meta.api)
     app.register_api(queues.api)
@@ -62,10 +63,12 @@ def _validation_error_response(exc: ValidationError) -> Response:
 def _error_response(exc: Exception) -> Response:
     if isinstance(exc, Unavailable):
         return error_json(exc.status, exc.code, exc.message, {"Retry-After": str(exc.retry_after_s)})
+    if isinstance(exc, Unauthorized):
+        return error_json(exc.status, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})
     if isinstance(exc, PlatformError):
         return error_json(exc.status, exc.code, exc.message)
     if isinstance(exc, HTTPException):
-        code = (exc.name or "error").lower().replace(" ", "_")
+        code = "rate_limited" if exc.code == 429 else (exc.name or "error").lower().replace(" ", "_")
         return error_json(exc.code or 500, code, exc.description or exc.name)
     if isinstance(exc, OperationalError):
         return error_json(503, "broker_unavailable", "The message broker is unavailable; retry shortly.",

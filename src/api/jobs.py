@@ -9,6 +9,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
 from api import openapi_docs
+from api.access import owner
 from api.inputs import read_input
 from api.submit import submit
 from common import records
@@ -40,8 +41,13 @@ def not_found(job_id: str) -> NotFound:
     return NotFound(f"No job {job_id!r}: it was never submitted, or it expired after 48 hours.")
 
 
+def visible(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A job is seen only by the API key that created it."""
+    return record if record is not None and record.get("owner", "") == owner() else None
+
+
 def find(job_id: str) -> dict[str, Any]:
-    record = records.load(get_redis(), job_id)
+    record = visible(records.load(get_redis(), job_id))
     if record is None:
         raise not_found(job_id)
     return record
@@ -51,7 +57,8 @@ def _submit_view(job_type: JobType) -> Any:
     def view() -> Any:
         job = read_input(job_type)
         celery = current_app.extensions["celery"]
-        record, created = submit(celery, job_type, job, idempotency_key=request.headers.get("Idempotency-Key"))
+        record, created = submit(celery, job_type, job, owner=owner(),
+                                 idempotency_key=request.headers.get("Idempotency-Key"))
         body = {"job_id": record["job_id"], "type": record["type"], "status": record["status"],
                 "created_at": record["created_at"]}
         response = make_response(jsonify(body), 202 if created else 200)
@@ -76,10 +83,9 @@ for _t in CATALOG:
 def get_job(path: JobPath, query: WaitQuery) -> Any:
     """Read a job: status, progress, attempts, result or error
     With `wait=S` the answer comes as soon as the job is final, or after S seconds."""
-    if query.wait > 0:
-        record = records.wait_final(get_redis(), path.job_id, query.wait)
-    else:
-        record = records.load(get_redis(), path.job_id)
+    record = find(path.job_id)
+    if query.wait > 0 and not JobStatus(record["status"]).is_final:
+        record = visible(records.wait_final(get_redis(), path.job_id, query.wait))
     if record is None:
         raise not_found(path.job_id)
     return jsonify(public(record))

@@ -126,7 +126,7 @@ def _queue_gauges() -> Iterator[Metric]:
     gauges = {
         "ready": GaugeMetricFamily("queue_messages_ready", "Messages waiting for a worker.", labels=["queue"]),
         "unacked": GaugeMetricFamily("queue_messages_unacked", "Messages delivered and running.", labels=["queue"]),
-        "consumers": GaugeMetricFamily("queue_consumers", "Worker processes consuming the queue.", labels=["queue"]),
+        "consumers": GaugeMetricFamily("queue_consumers", "Worker pools consuming the queue.", labels=["queue"]),
         "oldest_ready_age_s": GaugeMetricFamily("queue_oldest_ready_age_seconds",
                                                 "Age of the oldest ready message.", labels=["queue"]),
     }

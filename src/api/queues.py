@@ -59,7 +59,7 @@ class QueueView(BaseModel):
     name: str = Field(description="The queue, named after its job type.")
     ready: int | None = Field(description="Messages waiting for a worker (null: not yet counted by the broker).")
     unacked: int | None = Field(description="Messages delivered to a worker and running (null: unknown).")
-    consumers: int | None = Field(description="Worker processes consuming the queue.")
+    consumers: int | None = Field(description="Worker pools consuming the queue (one per Celery worker).")
     oldest_ready_age_s: float | None = Field(
         description="Age of the oldest ready message, in seconds (null: empty queue, or the broker does not say).")
 

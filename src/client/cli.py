@@ -23,8 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from client import report, sources
-from client.demo import demo_jobs
+from client import demo, report, sources
 from client.runner import Options, Outcome, execute
 from client.session import Api, ClientError, Retry
 from client.sources import Plan, UsageError
@@ -100,7 +99,7 @@ def plan_of(args: argparse.Namespace, types: dict[str, dict[str, Any]]) -> Itera
     """The jobs the command line asks for, checked against the job types the API has."""
     if args.command == "demo":
         wanted = args.only or list(types)
-        with demo_jobs([t for t in wanted if _known(t, types)], args.page_host) as jobs:
+        with demo.demo_jobs([t for t in wanted if _known(t, types)], args.page_host) as jobs:
             yield sources.listed(jobs)
         return
     if args.command == "sentiment" and "-" in args.file:
@@ -194,3 +193,6 @@ def finish(args: argparse.Namespace, outcomes: list[Outcome], stopped: bool, ela
         report.print_failures(out, outcomes)
     if stopped:
         report.print_stopped(log, outcomes, args.api.rstrip("/"), args.output)
+    advice = demo.hint(o.error["code"] for o in outcomes if o.error) if args.command == "demo" else None
+    if advice:
+        log.print(Text(advice, style="yellow"), soft_wrap=True)

@@ -13,7 +13,7 @@ import math
 import struct
 import threading
 import wave
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -112,6 +112,15 @@ def demo_jobs(types: list[str], host: str = "127.0.0.1") -> Iterator[list[Job]]:
         yield [job for t in types if t in makers for job in makers[t](server.url)]
     finally:
         server.close()
+
+
+def hint(error_codes: Iterable[str]) -> str | None:
+    """What to do when the workers refused the demo's own pages (their guard against fetching private addresses)."""
+    if "address_refused" not in set(error_codes):
+        return None
+    return ("The workers refuse to fetch private addresses, so they could not read the demo's own pages: start the "
+            "platform with FETCH_ALLOWLIST=127.0.0.1 (for example `FETCH_ALLOWLIST=127.0.0.1 make up`) and run the "
+            "demo again.")
 
 
 def _sentiment(url: str) -> list[Job]:

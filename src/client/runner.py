@@ -21,7 +21,6 @@ from client.sources import Job, Plan
 
 TICK_S = 0.2
 PLAIN_EVERY_S = 5.0
-PHASES = ("queued", "running", "done", "failed")
 
 
 @dataclass

@@ -37,6 +37,8 @@ class Settings:
     fetch_read_timeout_s: float = 20.0
     fetch_max_bytes: int = 50 * 1024 * 1024
     fetch_allowlist: str = ""
+    api_keys: str = ""
+    rate_limit: str = ""
     euromillions_base_url: str = "https://www.euro-millions.com/results/"
     audio_max_bytes: int = 50 * 1024 * 1024
     audio_length_concurrency: int = 2

@@ -8,7 +8,7 @@ import wave
 
 import pytest
 
-from client.demo import TONES_S, demo_jobs, drawn_photo, photos, tone
+from client.demo import TONES_S, demo_jobs, drawn_photo, hint, photos, tone
 
 
 def read_jsonl(path) -> list[dict]:
@@ -55,3 +55,8 @@ def test_demo_audio_and_scrape_results(run_client, tmp_path) -> None:
     fields = [line["result"]["fields"] for line in lines if line["type"] == "scrape"]
     assert fields == [{"products": ["Tea pot", "Mug", "Kettle"], "prices": ["12.50", "4.00", "29.90"]},
                       {"headlines": ["Queues keep the platform calm", "Workers scale per type"]}]
+
+
+def test_a_refused_page_comes_with_what_to_do() -> None:
+    assert hint(["model_unavailable"]) is None
+    assert "FETCH_ALLOWLIST=127.0.0.1" in (hint(["fetch_failed", "address_refused"]) or "")

@@ -35,7 +35,10 @@ def scene(width: int, height: int, fmt: str = "PNG", orientation: int | None = N
 
 
 def png_header(width: int, height: int) -> bytes:
-    """A PNG that only declares its size (no pixel data): enough for a header check, nothing to decode."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    """A PNG that only declares its size (its pixel data is empty): enough for a header check, nothing to decode."""
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + \
+        _chunk(b"IDAT", b"") + _chunk(b"IEND", b"")
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

@@ -13,8 +13,8 @@ from workers.detection import core
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return detection_weights(tmp_path_factory.mktemp("models"))
+def weights() -> Path:
+    return detection_weights()  # made once per machine, under run/test-models
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,8 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         validation_error_status=400,
         validation_error_callback=_validation_error_response,
         doc_prefix="/openapi",
+        security_schemes={"bearerAuth": {"type": "http", "scheme": "bearer",
+                                         "description": "An API key, when the API has keys (API_KEYS)."}},
     )
     app.config["MAX_CONTENT_LENGTH"] = max(settings.audio_max_bytes, settings.image_max_bytes) + 1024 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ import redis
 from flask import current_app, jsonify, redirect
 from flask_openapi3 import APIBlueprint, Tag
 from kombu.exceptions import OperationalError
+from pydantic import BaseModel, Field
 
 from api.queues import declare_all
 from common import records
@@ -15,6 +16,30 @@ from common.catalog import CATALOG, JobType
 from common.store import get_redis
 
 api = APIBlueprint("meta", __name__, abp_tags=[Tag(name="meta")])
+
+
+class JobTypeView(BaseModel):
+    type: str
+    queue: str
+    task: str
+    summary: str
+    url: str
+    inputs: dict[str, Any]
+    limits: dict[str, Any]
+
+
+class JobTypesView(BaseModel):
+    job_types: list[JobTypeView]
+
+
+class HealthView(BaseModel):
+    status: str
+
+
+class ReadyView(BaseModel):
+    status: str = Field(description="ready, or unavailable (with 503)")
+    checks: dict[str, str]
+    queues: dict[str, dict[str, Any]]
 
 
 def describe(job_type: JobType) -> dict[str, Any]:
@@ -33,19 +58,19 @@ def describe(job_type: JobType) -> dict[str, Any]:
             "summary": job_type.summary, "url": f"/v1/jobs/{job_type.name}", "inputs": inputs, "limits": limits}
 
 
-@api.get("/v1/job-types")
+@api.get("/v1/job-types", responses={200: JobTypesView})
 def job_types() -> Any:
     """The job types this platform runs: queue, inputs and limits"""
     return jsonify({"job_types": [describe(t) for t in CATALOG]})
 
 
-@api.get("/health")
+@api.get("/health", responses={200: HealthView})
 def health() -> Any:
     """Process alive"""
     return jsonify({"status": "ok"})
 
 
-@api.get("/ready")
+@api.get("/ready", responses={200: ReadyView, 503: ReadyView})
 def ready() -> Any:
     """Broker and store reachable, the workers consuming each queue, and whether model types loaded their model
     503 when the broker or the store is down."""
@@ -62,10 +87,11 @@ def ready() -> Any:
         queues = {}
         checks["broker"] = f"unreachable: {exc}"
     ok = checks["store"] == "ok" and checks["broker"] == "ok"
-    body = {"status": "ready" if ok else "unavailable", "checks": checks,
-            "queues": {name: {"consumers": q.consumers, "ready": q.ready} for name, q in queues.items()}}
+    per_queue: dict[str, dict[str, Any]] = {name: {"consumers": q.consumers, "ready": q.ready}
+                                            for name, q in queues.items()}
     if checks["store"] == "ok":
-        _add_models(body["queues"])
+        _add_models(per_queue)
+    body = {"status": "ready" if ok else "unavailable", "checks": checks, "queues": per_queue}
     response = jsonify(body)
     response.status_code = 200 if ok else 503
     if not ok:

@@ -149,7 +149,11 @@ def exposition() -> bytes:
     return own + generate_latest(PlatformCollector())  # type: ignore[arg-type]
 
 
-@api.get("/metrics")
+TEXT_RESPONSE = {"description": "Prometheus text exposition format.",
+                 "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+@api.get("/metrics", responses={200: TEXT_RESPONSE})
 def metrics() -> Any:
     """Prometheus metrics: HTTP requests, jobs submitted and finished, queue depth and consumers"""
     return current_app.response_class(exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -67,7 +67,8 @@ class RunTimes:
 def read(r: redis.Redis) -> dict[tuple[str, str], RunTimes]:
     """Every (type, state) series recorded so far (one HGETALL)."""
     series: dict[tuple[str, str], RunTimes] = {}
-    for raw_name, raw_value in r.hgetall(stats_key()).items():
+    raw: dict[bytes, bytes] = r.hgetall(stats_key())  # type: ignore[assignment]
+    for raw_name, raw_value in raw.items():
         job_type, state, slot = raw_name.decode().split("|")
         times = series.setdefault((job_type, state), RunTimes())
         if slot == "sum":

@@ -101,8 +101,8 @@ def save_annotated(r: redis.Redis, job_id: str, png: bytes) -> None:
 
 
 def load_annotated(r: redis.Redis, job_id: str) -> bytes | None:
-    data = r.get(annotated_key(job_id))
-    return bytes(data) if data is not None else None
+    data: bytes | None = r.get(annotated_key(job_id))  # type: ignore[assignment]
+    return data
 
 
 def save_model_status(r: redis.Redis, job_type: str, status: dict[str, Any]) -> None:
@@ -111,7 +111,7 @@ def save_model_status(r: redis.Redis, job_type: str, status: dict[str, Any]) -> 
 
 
 def load_model_status(r: redis.Redis, job_type: str) -> dict[str, Any] | None:
-    raw = r.get(model_key(job_type))
+    raw: bytes | None = r.get(model_key(job_type))  # type: ignore[assignment]
     return json.loads(raw) if raw is not None else None
 
 

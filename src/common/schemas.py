@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag
 
 from common.settings import get_settings
 
@@ -44,24 +44,30 @@ class ScrapeInput(RootModel[Annotated[
     """Either `url` with `selectors`, or a `preset` (`euromillions`) with its `draw_date`."""
 
 
-class SentimentInput(_Strict):
-    text: str | None = Field(default=None, min_length=1)
-    texts: list[str] | None = Field(default=None, min_length=1)
+_LIMITS = get_settings()
+# The limits are read once, when the API starts, so that /openapi.json states them exactly.
+Text = Annotated[str, Field(min_length=1, max_length=_LIMITS.sentiment_max_chars, pattern=r"\S",
+                            description="A text with at least one non-space character.")]
 
-    @model_validator(mode="after")
-    def _one_of_text_or_texts(self) -> SentimentInput:
-        if (self.text is None) == (self.texts is None):
-            raise ValueError("send exactly one of 'text' or 'texts'")
-        settings = get_settings()
-        texts = self.texts if self.texts is not None else [self.text or ""]
-        if len(texts) > settings.sentiment_max_texts:
-            raise ValueError(f"at most {settings.sentiment_max_texts} texts per job, got {len(texts)}")
-        for i, text in enumerate(texts):
-            if not text.strip():
-                raise ValueError(f"text {i} is empty")
-            if len(text) > settings.sentiment_max_chars:
-                raise ValueError(f"text {i} has {len(text)} characters; the limit is {settings.sentiment_max_chars}")
-        return self
+
+class SingleText(_Strict):
+    text: Text
+
+
+class ManyTexts(_Strict):
+    texts: list[Text] = Field(min_length=1, max_length=_LIMITS.sentiment_max_texts,
+                              description="Texts analysed as one batch; results come back in the same order.")
+
+
+def _sentiment_kind(data: Any) -> str:
+    return "texts" if isinstance(data, dict) and "texts" in data else "text"
+
+
+class SentimentInput(RootModel[Annotated[
+    Annotated[SingleText, Tag("text")] | Annotated[ManyTexts, Tag("texts")],
+    Discriminator(_sentiment_kind),
+]]):
+    """Either `text` (one text) or `texts` (a batch)."""
 
 
 class DetectionOptions(_Strict):

@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 import redis
-
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 

@@ -19,7 +19,7 @@ from support.wait import until
 
 
 @contextmanager
-def isolated_platform(queue: str, **env: str) -> Iterator[tuple[str, Proc]]:
+def isolated_platform(queue: str, concurrency: int = 1, **env: str) -> Iterator[tuple[str, Proc]]:
     """Yield (API base URL, worker) once the worker consumes `queue`; everything is removed afterwards."""
     run = uuid.uuid4().hex[:8]
     vhost, prefix, port = services.create_vhost(), f"test-{run}:", free_port()
@@ -27,7 +27,7 @@ def isolated_platform(queue: str, **env: str) -> Iterator[tuple[str, Proc]]:
     url = f"http://127.0.0.1:{port}"
     api = spawn(f"api-{queue}-{run}", [sys.executable, "-m", "gunicorn", "-c", "src/api/gunicorn_conf.py",
                                        "api.wsgi:app"], penv)
-    worker = start_worker(penv, queue, f"{queue}-{run}", 1)
+    worker = start_worker(penv, queue, f"{queue}-{run}", concurrency)
     try:
         def consuming() -> bool:
             for proc in (api, worker):

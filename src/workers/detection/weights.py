@@ -14,6 +14,7 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 from common.settings import get_settings
 from workers import torchvision_nms
@@ -53,7 +54,8 @@ def untrained(path: Path, config: str = "yolov8n.yaml", seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     model = YOLO(config)
-    model.model.names = YAML.load(ROOT / "cfg/datasets/coco.yaml")["names"]
+    network: Any = model.model
+    network.names = YAML.load(ROOT / "cfg/datasets/coco.yaml")["names"]
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(str(path))
     return path

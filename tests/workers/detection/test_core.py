@@ -64,7 +64,7 @@ def test_drawing_is_a_png_of_the_image_with_boxes(model: core.Detector) -> None:
     detections = core.detect(image, model, max_detections=5)["detections"]
     drawn = Image.open(io.BytesIO(core.draw(image, detections)))
     assert drawn.format == "PNG" and drawn.size == (1280, 720)
-    x1, y1, x2, y2 = (round(v) for v in detections[0]["box"])
+    x1, y1, x2, _ = (round(v) for v in detections[0]["box"])
     changed = [drawn.getpixel((x, y1 + 1)) != image.getpixel((x, y1 + 1)) for x in range(x1 + 4, x2 - 4, 8)]
     assert all(changed)  # the box's top edge is drawn
 
@@ -97,7 +97,7 @@ def test_a_pt_saved_by_the_test_loads_by_absolute_path(weights: Path) -> None:
 
 def test_a_model_config_is_not_weights(tmp_path: Path) -> None:
     (tmp_path / "yolov8n.yaml").write_text("nc: 80\n")
-    with pytest.raises(InputError, match="not a .pt or .onnx"):
+    with pytest.raises(InputError, match=r"not a \.pt or \.onnx"):
         core.load_model("yolov8n.yaml", [tmp_path])
 
 

@@ -42,7 +42,19 @@ def flower_login(settings: Settings) -> FlowerLogin:
 
 def plan(settings: Settings, login: FlowerLogin) -> list[Spec]:
     env = base_env()
+    if local_fetches_allowed(settings):
+        env["FETCH_ALLOWLIST"] = LOCAL_HOSTS
     return [api_spec(env), *(worker_spec(settings, t, env) for t in CATALOG), flower_spec(settings, login, env)]
+
+
+LOCAL_HOSTS = "127.0.0.1,localhost"
+
+
+def local_fetches_allowed(settings: Settings) -> bool:
+    """On a loopback-only platform (the default of `make up`), jobs may fetch pages served on this machine,
+    so `make demo` and local experiments work offline. Any other bind address keeps the SSRF guard's default,
+    and an explicit FETCH_ALLOWLIST always wins."""
+    return "FETCH_ALLOWLIST" not in os.environ and settings.api_host in ("127.0.0.1", "localhost", "::1")
 
 
 def base_env() -> dict[str, str]:

@@ -7,7 +7,7 @@ POSITIVE, NEGATIVE or NEUTRAL with a score between 0 and 1.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,14 @@ class Engine:
     classify: Callable[[list[str]], list[dict[str, Any]]]
 
 
-def load_model(name: str, *, allow_downloads: bool = False, batch_size: int = 32, threads: int = 1) -> Engine:
-    """`vader`, or a Hugging Face model id or local directory of a sequence classifier."""
+def load_model(name: str, folders: Sequence[Path] = (), *, allow_downloads: bool = False, batch_size: int = 32,
+               threads: int = 1) -> Engine:
+    """`vader`, or a sequence classifier: a directory (as given, or inside one of `folders`) or a Hugging
+    Face model id (from the local Hugging Face cache unless `allow_downloads`)."""
     if name.strip().lower() == VADER:
         return _load_vader()
-    return _load_transformer(name, allow_downloads, batch_size, threads)
+    local = next((folder / name for folder in folders if (folder / name).is_dir()), None)
+    return _load_transformer(str(local or name), allow_downloads, batch_size, threads)
 
 
 def analyze(texts: list[str], engine: Engine) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from workers.sentiment import core
 class SentimentTask(JobTask):
     def load_model(self) -> core.Engine:
         s = get_settings()
-        return core.load_model(s.sentiment_model, allow_downloads=s.allow_downloads,
+        return core.load_model(s.sentiment_model, [s.models_dir], allow_downloads=s.allow_downloads,
                                batch_size=s.sentiment_batch_size, threads=self.torch_threads())
 
 

@@ -78,6 +78,12 @@ def test_texts_longer_than_the_model_are_truncated_not_refused(tiny: Engine) -> 
     assert analyze([long_text], tiny)[0]["label"] in {"POSITIVE", "NEGATIVE"}
 
 
+def test_a_name_is_looked_up_in_the_models_folders(tiny_model: Path) -> None:
+    engine = load_model(tiny_model.name, [tiny_model.parent.parent / "elsewhere", tiny_model.parent])
+    assert engine.name == "tiny-distilbert"
+    assert analyze(["love it"], engine)[0]["label"] == "POSITIVE"
+
+
 def test_model_with_other_class_names_is_refused_at_load(tmp_path: Path) -> None:
     folder = tiny_distilbert(tmp_path / "stars", labels=("1 star", "5 stars"))
     with pytest.raises(InputError, match=r"'1 star', '5 stars'.*id2label") as caught:

@@ -58,9 +58,10 @@ def test_ready_shows_the_loaded_model(http, vader_platform) -> None:
 
 @pytest.fixture(scope="module")
 def transformer_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A sentiment worker on a DistilBERT saved to a directory, as a user brings a fine-tuned model."""
+    """A sentiment worker on a DistilBERT saved in the models folder, as a user brings a fine-tuned model."""
     folder = tiny_distilbert(tmp_path_factory.mktemp("models") / "my-distilbert-sst2")
-    with isolated_platform("sentiment", SENTIMENT_MODEL=str(folder), SENTIMENT_BATCH_SIZE="8") as (url, _):
+    with isolated_platform("sentiment", SENTIMENT_MODEL=folder.name, MODELS_DIR=str(folder.parent),
+                           SENTIMENT_BATCH_SIZE="8") as (url, _):
         yield url
 
 

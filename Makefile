@@ -7,7 +7,7 @@ ARGS       ?=
 export PYTHONPATH := $(CURDIR)/src
 
 .DEFAULT_GOAL := help
-.PHONY: help install services up demo test lint clean
+.PHONY: help install services up demo test lint docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -32,6 +32,11 @@ demo: install  ## a few jobs of every type, made offline, against the platform `
 
 test: install services  ## the test suite (pass pytest options as ARGS="...")
 	$(PY) -m pytest $(ARGS)
+
+docs: install  ## regenerate the README's settings table and .env.example from src/common/settings_table.py
+	$(PY) -m common.settings_table env > .env.example
+	$(PY) -c 'import re, pathlib, common.settings_table as t; p = pathlib.Path("README.md"); \
+	p.write_text(re.sub(r"(?s)<!-- settings -->.*?<!-- /settings -->", lambda m: "<!-- settings -->\n" + t.markdown() + "<!-- /settings -->", p.read_text()))'
 
 lint:  ## ruff and mypy
 	$(PY) -m ruff check src tests bench

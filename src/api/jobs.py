@@ -17,6 +17,7 @@ from common.catalog import CATALOG, JobType
 from common.errors import Conflict, NotFound
 from common.records import JobStatus
 from common.schemas import ErrorBody, JobAccepted, JobView
+from common.settings import get_settings
 from common.store import get_redis
 
 api = APIBlueprint("jobs", __name__, url_prefix="/v1/jobs", abp_tags=[Tag(name="jobs")])
@@ -30,7 +31,8 @@ class JobPath(BaseModel):
 
 
 class WaitQuery(BaseModel):
-    wait: float = Field(default=0, ge=0, le=30, description="Seconds to wait for a final state (long-poll).")
+    wait: float = Field(default=0, ge=0, le=get_settings().max_wait_s,
+                        description="Seconds to wait for a final state (long-poll).")
 
 
 def public(record: dict[str, Any]) -> dict[str, Any]:

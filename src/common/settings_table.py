@@ -1,0 +1,119 @@
+"""What each setting means, rendered as the README's table and as `.env.example`.
+
+    python -m common.settings_table markdown   # the README's settings table
+    python -m common.settings_table env        # .env.example
+
+`tests/test_settings.py` checks that every field of `Settings` is described here and that the
+README and `.env.example` hold what these functions render.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+from common.settings import PROJECT_ROOT, Settings
+
+DESCRIPTIONS: dict[str, str] = {
+    "broker_url": "RabbitMQ URL (AMQP) the API publishes to and workers consume from",
+    "redis_url": "Redis URL of job records, uploads, results and rate limits",
+    "rabbitmq_management_url": "RabbitMQ management API (queue figures for `/v1/queues`, `/metrics` and Flower)",
+    "api_host": "address the API (gunicorn) listens on; on loopback, `make up` lets jobs fetch local URLs",
+    "api_port": "port of the API",
+    "api_workers": "gunicorn worker processes",
+    "api_threads": "threads per gunicorn worker (each long-poll holds one)",
+    "flower_host": "address Flower listens on",
+    "flower_port": "port of Flower",
+    "flower_user": "Flower's basic-auth user",
+    "flower_password": "Flower's basic-auth password; empty: a new one is generated and printed at start",
+    "worker_events": "Celery task events (Flower's task list); off makes small jobs 1.5–2.5× faster",
+    "result_ttl_s": "seconds a job record and its result are kept after their last change (48 h)",
+    "blob_ttl_s": "seconds an upload is kept at most (it is deleted as soon as its job ends)",
+    "key_prefix": "prefix of every Redis key the platform writes (several platforms on one Redis)",
+    "max_wait_s": "longest `GET /v1/jobs/<id>?wait=` a client may ask for, in seconds",
+    "fetch_connect_timeout_s": "connect timeout of every URL a job fetches",
+    "fetch_read_timeout_s": "read timeout of every URL a job fetches",
+    "fetch_max_bytes": "largest response a job may fetch (scrape pages)",
+    "fetch_allowlist": "hosts or addresses (comma-separated) jobs may fetch although not public (SSRF guard)",
+    "api_keys": "API keys (comma-separated); when set, every `/v1` route needs `Authorization: Bearer <key>`",
+    "rate_limit": "requests per API key on `/v1`, e.g. `100/second`; empty: no limit",
+    "euromillions_base_url": "results page of the `euromillions` scrape preset (the date is appended as DD-MM-YYYY)",
+    "audio_max_bytes": "largest audio upload or download",
+    "audio_length_concurrency": "processes of the audio_length worker pool",
+    "scrape_concurrency": "processes of the scrape worker pool",
+    "sentiment_concurrency": "processes of the sentiment worker pool",
+    "detection_concurrency": "processes of the detection worker pool",
+    "sentiment_max_texts": "most texts in one sentiment job",
+    "sentiment_max_chars": "most characters in one text",
+    "image_max_bytes": "largest image upload",
+    "image_max_pixels": "largest image, in pixels (checked from the header, before decoding)",
+    "sentiment_model": "`vader`, or a Hugging Face model id or local directory for transformers",
+    "sentiment_batch_size": "texts per transformers batch",
+    "detection_model": "YOLO weights: a name looked up in `models_dir` and ultralytics' folder, or a path; "
+                       "`.onnx` runs on ONNX Runtime",
+    "models_dir": "folder of model weights",
+    "allow_downloads": "let Hugging Face and ultralytics download missing weights (off: offline)",
+    "torch_threads": "torch threads per worker process; 0: cores ÷ processes",
+    "sentiment_max_memory_mb": "a sentiment worker child is replaced after a job once it uses more (MB)",
+    "detection_max_memory_mb": "a detection worker child is replaced after a job once it uses more (MB)",
+    "run_dir": "folder of run-time files (private RabbitMQ/Redis, metrics, test logs)",
+    "log_level": "log level of the API and workers",
+    "log_format": "`text`, or `json` for one JSON object per line with the job id",
+}
+
+
+def _default(name: str) -> str:
+    f = next(f for f in fields(Settings) if f.name == name)
+    value = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, Path):
+        return str(value.relative_to(PROJECT_ROOT)) if value.is_relative_to(PROJECT_ROOT) else str(value)
+    return str(value)
+
+
+def markdown() -> str:
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for f in fields(Settings):
+        default = _default(f.name)
+        rows.append(f"| `{f.name.upper()}` | {f'`{default}`' if default else '(empty)'} | {DESCRIPTIONS[f.name]} |")
+    return "\n".join(rows) + "\n"
+
+
+COMPOSE_ENV = """
+# --- Docker Compose (docker-compose.yaml reads these from .env) ---
+# Required, URL-safe secrets, e.g. `openssl rand -hex 24`:
+RABBITMQ_USER=jobs
+RABBITMQ_PASSWORD=
+REDIS_PASSWORD=
+REDIS_MAXMEMORY=1gb
+# Empty FLOWER_PASSWORD: generated and printed in `docker compose logs flower`.
+FLOWER_USER=admin
+FLOWER_PASSWORD=
+API_PUBLISH=127.0.0.1:8000
+FLOWER_PUBLISH=127.0.0.1:5555
+LOG_FORMAT=json
+LOG_LEVEL=INFO
+WORKER_EVENTS=false
+API_WORKERS=2
+SENTIMENT_CONCURRENCY=2
+DETECTION_CONCURRENCY=1
+AUDIO_LENGTH_CONCURRENCY=2
+SCRAPE_CONCURRENCY=4
+CLIENT_DIR=.
+TAG=latest
+"""
+
+
+def env() -> str:
+    """`.env.example`: every platform setting (commented out, with its default), then Compose's variables."""
+    lines = ["# Settings of the platform (src/common/settings.py); each line shows the default.", ""]
+    for f in fields(Settings):
+        lines.append(f"# {DESCRIPTIONS[f.name]}")
+        lines.append(f"# {f.name.upper()}={_default(f.name)}")
+    return "\n".join(lines) + "\n" + COMPOSE_ENV
+
+
+if __name__ == "__main__":
+    sys.stdout.write({"markdown": markdown, "env": env}[sys.argv[1]]())

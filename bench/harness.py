@@ -1,47 +1,220 @@
-"""Start the pieces a benchmark measures: its own vhost and key prefix, the API, worker pools."""
+"""What every benchmark shares: its own platform (vhost, key prefix, API, worker pools), repetitions,
+and the JSON result each script writes into `bench/results/` for `bench/report.py`.
+
+Every figure is measured next to its baseline in the same run, and reported as ratios (median of the
+repetitions, with min and max), because the machines are shared and absolute numbers are noisy.
+"""
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
+import json
+import os
+import platform as pyplatform
 import statistics
 import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "bench")]
 
 from support import services  # noqa: E402
-from support.processes import Proc, env_for, start_api, start_worker  # noqa: E402
+from support.processes import Proc, env_for, free_port, spawn, start_worker  # noqa: E402
 from support.wait import until  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+WORKER_FLAGS = ("--without-mingle", "--without-gossip")
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "src/api/gunicorn_conf.py"]
+
+
+@dataclass
+class Stack:
+    """A running platform: `url` of its API (None without one), the environment of its processes."""
+
+    url: str | None
+    env: dict[str, str]
+    vhost: str
+    prefix: str
+    procs: dict[str, Proc] = field(default_factory=dict)
+
+
+def start_gunicorn(env: dict[str, str], app: str, name: str) -> tuple[Proc, str]:
+    """`app` under the platform's own gunicorn settings (gthread, API_WORKERS × API_THREADS)."""
+    port = free_port()
+    proc = spawn(name, [*GUNICORN, app], {**env, "API_PORT": str(port)})
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if proc.popen.poll() is not None:
+            raise AssertionError(f"{name} exited:\n{proc.tail()}")
+        return requests.get(f"{url}/health", timeout=1).ok
+
+    until(up, 60, f"{name} at {url}")
+    return proc, url
 
 
 @contextmanager
-def platform(queues: dict[str, int]) -> Iterator[tuple[str, dict[str, str], dict[str, Proc]]]:
-    """Yield (api_url, env, workers) with one worker per queue name → concurrency."""
+def platform(queues: dict[str, int], api: bool = True, **overrides: str) -> Iterator[Stack]:
+    """A platform of its own: `queues` maps a queue to its pool's concurrency (`noop` is the baseline's
+    no-op Celery app, on the same settings). This process gets the same BROKER_URL and KEY_PREFIX."""
     services.require_services()
-    vhost = services.create_vhost()
-    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
-    env = env_for(vhost, prefix)
+    run = uuid.uuid4().hex[:8]
+    vhost, prefix = services.create_vhost(), f"bench-{run}:"
+    env = env_for(vhost, prefix, LOG_LEVEL="INFO", API_WORKERS="2", **overrides)
+    env["PYTHONPATH"] = f"{ROOT / 'src'}{os.pathsep}{ROOT / 'bench'}"
     with ExitStack() as stack:
         stack.callback(services.delete_vhost, vhost)
         stack.callback(services.delete_keys, prefix)
-        api, url = start_api(env)
-        stack.callback(api.stop)
-        workers = {}
-        for queue, concurrency in queues.items():
-            app = "bench.noop_app" if queue == "noop" else "workers.celery_app"
-            proc = start_worker({**env, "PYTHONPATH": f"{ROOT}:{env['PYTHONPATH']}"}, queue, f"bench-{queue}",
-                                concurrency, "--without-mingle", "--without-gossip", app=app)
-            workers[queue] = proc
+        stack.enter_context(_process_env(env))
+        result = Stack(None, env, vhost, prefix)
+        if api:
+            proc, result.url = start_gunicorn(env, "api.wsgi:app", f"bench-api-{run}")
             stack.callback(proc.stop)
-        yield url, env, workers
+            result.procs["api"] = proc
+        for queue, concurrency in queues.items():
+            app = "noop_app" if queue == "noop" else "workers.celery_app"
+            proc = start_worker(env, queue, f"bench-{queue}-{run}", concurrency, *WORKER_FLAGS, app=app)
+            stack.callback(proc.stop)
+            result.procs[queue] = proc
+        for queue in queues:
+            wait_consumed(result, queue)
+        yield result
+
+
+def wait_consumed(stack: Stack, queue: str, timeout_s: float = 180) -> None:
+    def consuming() -> bool:
+        for proc in stack.procs.values():
+            if proc.popen.poll() is not None:
+                raise AssertionError(f"{proc.name} exited:\n{proc.tail()}")
+        return int(queue_info(stack.vhost, queue).get("consumers") or 0) >= 1
+
+    until(consuming, timeout_s, f"a worker consuming {queue}", interval_s=0.25)
+
+
+def queue_info(vhost: str, queue: str) -> dict[str, Any]:
+    url = f"{services.MANAGEMENT}queues/{quote(vhost, safe='')}/{quote(queue, safe='')}"
+    response = requests.get(url, auth=services.AUTH, timeout=10)
+    return response.json() if response.ok else {}
+
+
+@contextmanager
+def _process_env(env: dict[str, str]) -> Iterator[None]:
+    """This process talks to the same vhost and key prefix as the platform it started."""
+    from common.settings import get_settings
+    from common.store import get_redis
+
+    names = ("BROKER_URL", "REDIS_URL", "KEY_PREFIX")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update({k: env[k] for k in names})
+    get_settings.cache_clear()
+    get_redis.cache_clear()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()
+        get_redis.cache_clear()
+
+
+# --- arguments, figures and results ---
+
+def arguments(doc: str | None, repeat: int = 3) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=("small", "full"), default="full",
+                        help="full: the figures of docs/benchmarks.md; small: seconds, to prove the script works")
+    parser.add_argument("--repeat", type=int, default=None, help=f"repetitions (default: {repeat}; small: 1)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the JSON result (default: bench/results)")
+    parser.set_defaults(default_repeat=repeat)
+    return parser
+
+
+def repeats(args: argparse.Namespace) -> int:
+    return int(args.repeat or (1 if args.size == "small" else args.default_repeat))
+
+
+def spread(values: list[float]) -> dict[str, Any]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": list(values)}
+
+
+def row(name: str, unit: str, ours: list[float], base: list[float] | None = None, *, target: tuple[str, float] | None
+        = None, platform_label: str = "", baseline_label: str = "") -> dict[str, Any]:
+    """One line of a figure: the platform's runs, the baseline's runs of the same repetitions, the ratios."""
+    out: dict[str, Any] = {"name": name, "unit": unit, "platform": spread(ours), "platform_label": platform_label,
+                           "baseline": None, "baseline_label": baseline_label, "ratio": None, "target": None,
+                           "met": None}
+    if base:
+        ratios = [a / b for a, b in zip(ours, base, strict=True)]
+        out.update(baseline=spread(base), ratio=spread(ratios))
+    if target is not None and out["ratio"] is not None:
+        op, value = target
+        median = out["ratio"]["median"]
+        out.update(target={"op": op, "value": value}, met=median >= value if op == ">=" else median <= value)
+    return out
+
+
+def machine() -> dict[str, Any]:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), pyplatform.processor())
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "memory_gib": round(mem_kb / 2**20, 1),
+            "os": pyplatform.platform(), "python": pyplatform.python_version(), "load_avg": os.getloadavg()}
+
+
+def write_result(args: argparse.Namespace, figure: str, title: str, rows: list[dict[str, Any]],
+                 method: str, extra: dict[str, Any] | None = None) -> Path:
+    """`<out>/<figure>.json`, and each row printed as one line."""
+    result = {"figure": figure, "title": title, "size": args.size, "repeat": repeats(args), "method": method,
+              "rows": rows, "machine": machine(), "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+              **(extra or {})}
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{figure}.json"
+    path.write_text(json.dumps(result, indent=1))
+    print(f"\n{title} ({args.size}, {repeats(args)} repetitions)")
+    for r in rows:
+        print("  " + describe(r))
+    print(f"  → {path}")
+    return path
+
+
+def describe(r: dict[str, Any]) -> str:
+    p = r["platform"]
+    text = f"{r['name']:<36} platform {fmt(p['median'])} {r['unit']} ({fmt(p['min'])}–{fmt(p['max'])})"
+    if r["baseline"] is not None:
+        b, q = r["baseline"], r["ratio"]
+        text += f"   baseline {fmt(b['median'])} ({fmt(b['min'])}–{fmt(b['max'])})"
+        text += f"   ratio {q['median']:.2f} ({q['min']:.2f}–{q['max']:.2f})"
+    if r["target"] is not None:
+        text += f"   target {r['target']['op']} {r['target']['value']}: {'met' if r['met'] else 'MISSED'}"
+    return text
+
+
+def fmt(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def summary(name: str, samples_ms: list[float]) -> str:
-    qs = statistics.quantiles(samples_ms, n=100)
-    return f"{name:<34} p50 {statistics.median(samples_ms):7.2f} ms   p99 {qs[98]:7.2f} ms   n={len(samples_ms)}"
+    return f"{name:<34} p50 {statistics.median(samples_ms):7.2f} ms   p99 {percentile(samples_ms, 99):7.2f} ms   " \
+           f"n={len(samples_ms)}"
 
 
-__all__ = ["ROOT", "platform", "summary", "until"]
+def percentile(samples: list[float], q: int) -> float:
+    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] if len(samples) > 1 else samples[0]
+
+
+__all__ = ["ROOT", "Stack", "arguments", "machine", "percentile", "platform", "queue_info", "repeats", "row",
+           "spread", "start_gunicorn", "summary", "until", "wait_consumed", "write_result"]

@@ -12,7 +12,7 @@ from api import openapi_docs
 from api.access import owner
 from api.inputs import read_input
 from api.submit import submit
-from common import records
+from common import drawing, records
 from common.catalog import CATALOG, JobType
 from common.errors import Conflict, NotFound
 from common.records import JobStatus
@@ -116,7 +116,7 @@ PNG_RESPONSE = {"description": "The image as a PNG.",
 @api.get("/<job_id>/annotated.png", responses={200: PNG_RESPONSE, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody})
 def get_annotated(path: JobPath) -> Any:
     """A detection job's image with its boxes and labels drawn
-    A PNG (scaled down to at most 2048 px a side); 409 until the job succeeds, 404 for other job types."""
+    A PNG drawn on request (at most 2048 px a side); 409 until the job succeeds, 404 for other job types."""
     record = find(path.job_id)
     if record["type"] != "detection":
         raise NotFound(f"Job {path.job_id} is a {record['type']} job; only detection jobs have an annotated image.",
@@ -125,10 +125,11 @@ def get_annotated(path: JobPath) -> Any:
     if not status.is_final:
         raise Conflict(f"Job {path.job_id} is {status.value}; its annotated image exists once it succeeds.",
                        code="not_finished")
-    png = records.load_annotated(get_redis(), path.job_id) if status is JobStatus.SUCCESS else None
-    if png is None:
+    image = records.load_kept_upload(get_redis(), path.job_id) if status is JobStatus.SUCCESS else None
+    if image is None:
         raise NotFound(f"Job {path.job_id} ended with {status.value} and has no annotated image.",
                        code="no_annotated_image")
+    png = drawing.annotate(image, record["result"])
     return Response(png, mimetype="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 

@@ -58,8 +58,8 @@ def idempotency_key(job_type: str, owner: str, key: str) -> str:
     return f"{_p()}idem:{job_type}:{owner}:{key}"
 
 
-def annotated_key(job_id: str) -> str:
-    return f"{_p()}annotated:{job_id}"
+def source_key(job_id: str) -> str:
+    return f"{_p()}source:{job_id}"
 
 
 def model_key(job_type: str) -> str:
@@ -92,16 +92,20 @@ def load(r: redis.Redis, job_id: str) -> dict[str, Any] | None:
 
 
 def delete(r: redis.Redis, job_id: str) -> None:
-    r.delete(job_key(job_id), blob_key(job_id), annotated_key(job_id))
+    r.delete(job_key(job_id), blob_key(job_id), source_key(job_id))
 
 
-def save_annotated(r: redis.Redis, job_id: str, png: bytes) -> None:
-    """A detection job's drawing (`GET /v1/jobs/<id>/annotated.png`), kept as long as its record."""
-    r.set(annotated_key(job_id), png, ex=get_settings().result_ttl_s)
+def keep_upload(r: redis.Redis, job_id: str) -> None:
+    """Keep a job's upload as long as its record, past the job's end (a detection job's image, from which
+    `GET /v1/jobs/<id>/annotated.png` is drawn on request)."""
+    with r.pipeline() as pipe:
+        pipe.copy(blob_key(job_id), source_key(job_id), replace=True)
+        pipe.expire(source_key(job_id), get_settings().result_ttl_s)
+        pipe.execute()
 
 
-def load_annotated(r: redis.Redis, job_id: str) -> bytes | None:
-    data: bytes | None = r.get(annotated_key(job_id))  # type: ignore[assignment]
+def load_kept_upload(r: redis.Redis, job_id: str) -> bytes | None:
+    data: bytes | None = r.get(source_key(job_id))  # type: ignore[assignment]
     return data
 
 

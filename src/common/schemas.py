@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, model_validator
 
 from common.settings import get_settings
 
@@ -68,6 +68,24 @@ class SentimentInput(RootModel[Annotated[
     Discriminator(_sentiment_kind),
 ]]):
     """Either `text` (one text) or `texts` (a batch)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _readable_limits(cls, data: Any) -> Any:
+        """Say what is wrong in the user's words before the schema's own checks do it in pydantic's."""
+        if not isinstance(data, dict) or ("text" in data) == ("texts" in data):
+            raise ValueError("send exactly one of 'text' (a string) or 'texts' (a list of strings)")
+        texts = data.get("texts") if "texts" in data else [data.get("text")]
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return data  # the schema's type errors say it well
+        if len(texts) > _LIMITS.sentiment_max_texts:
+            raise ValueError(f"at most {_LIMITS.sentiment_max_texts} texts per job, got {len(texts)}")
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise ValueError(f"text {i} is empty")
+            if len(text) > _LIMITS.sentiment_max_chars:
+                raise ValueError(f"text {i} has {len(text)} characters; the limit is {_LIMITS.sentiment_max_chars}")
+        return data
 
 
 class DetectionOptions(_Strict):

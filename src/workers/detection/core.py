@@ -1,11 +1,10 @@
 """Objects in an image: ultralytics YOLO (PyTorch `.pt` or ONNX Runtime `.onnx` weights), boxes in the
-original image's pixels, and a drawing of them for people to look at."""
+original image's pixels. (The drawing of them, `annotated.png`, is made on request: `common.drawing`.)"""
 
 from __future__ import annotations
 
 import io
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +16,6 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 WEIGHT_SUFFIXES = (".pt", ".onnx")
-DRAWING_MAX_SIDE = 2048  # the drawing is a preview: larger images are scaled down to this
-PALETTE = ("#FF3838", "#2C99A8", "#FF9D97", "#3DDB86", "#FFB21D", "#00C2FF", "#CFD231", "#344593",
-           "#48F90A", "#FF701F", "#92CC17", "#6473FF", "#1A9334", "#0018EC", "#00D4BB", "#FF95C8")
 
 
 @dataclass(frozen=True)
@@ -117,28 +113,4 @@ def detect(image: Image, model: Detector, confidence: float = 0.25, max_detectio
             "model": model.name, "inference_ms": round(inference_ms, 1)}
 
 
-def draw(image: Image, detections: list[dict[str, Any]]) -> bytes:
-    """A PNG of the image with each box and its label (scaled down to `DRAWING_MAX_SIDE` if larger)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    scale = min(1.0, DRAWING_MAX_SIDE / max(image.size))
-    canvas = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BILINEAR) \
-        if scale < 1 else image.copy()
-    pen = ImageDraw.Draw(canvas)
-    line = max(2, round(max(canvas.size) / 400))
-    font = ImageFont.load_default(size=max(12, round(max(canvas.size) / 50)))
-    for det in sorted(detections, key=lambda d: d["confidence"]):  # the most confident on top
-        x1, y1, x2, y2 = (v * scale for v in det["box"])
-        color = PALETTE[zlib.crc32(det["label"].encode()) % len(PALETTE)]
-        pen.rectangle((x1, y1, x2, y2), outline=color, width=line)
-        text = f"{det['label']} {det['confidence']:.2f}"
-        left, top, right, bottom = pen.textbbox((x1, y1), text, font=font)
-        lift = bottom - top + 2 * line if y1 - (bottom - top) - 2 * line >= 0 else 0  # above the box if it fits
-        pen.rectangle((left - line, top - lift - line, right + line, bottom - lift + line), fill=color)
-        pen.text((x1, y1 - lift), text, fill="white", font=font)
-    out = io.BytesIO()
-    canvas.save(out, format="PNG", compress_level=3)
-    return out.getvalue()
-
-
-__all__ = ["Detector", "decode", "detect", "draw", "find_weights", "load_model", "missing_message"]
+__all__ = ["Detector", "decode", "detect", "find_weights", "load_model", "missing_message"]

@@ -1,4 +1,4 @@
-"""Celery task for `detection` jobs: an uploaded image → labelled boxes, and a drawing of them."""
+"""Celery task for `detection` jobs: an uploaded image → labelled boxes."""
 
 from typing import Any
 
@@ -21,9 +21,8 @@ class DetectionTask(JobTask):
 def run(self: Any, payload: dict[str, Any]) -> dict[str, object]:
     model = self.model
     image = core.decode(self.upload())
-    self.progress(20)  # decoded
+    self.progress(30)  # decoded
     result = core.detect(image, model, payload.get("confidence", 0.25), payload.get("max_detections", 100))
-    self.progress(80)  # inferred
-    records.save_annotated(get_redis(), self.request.id, core.draw(image, result["detections"]))
-    self.progress(95)  # drawn
+    self.progress(90)  # inferred
+    records.keep_upload(get_redis(), self.request.id)  # annotated.png is drawn from it on request
     return result

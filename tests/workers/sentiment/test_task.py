@@ -35,16 +35,17 @@ def test_256_texts_in_one_job_keep_their_order(http, vader_platform) -> None:
 
 
 @pytest.mark.parametrize("body, fragment", [
-    ({"texts": ["fine"] * 257}, "at most 256 texts"),
-    ({"text": "x" * 10_001}, "limit is 10000"),
-    ({"text": "   "}, "empty"),
-    ({"text": "a", "texts": ["b"]}, "exactly one"),
-    ({}, "exactly one"),
+    ({"texts": ["fine"] * 257}, "256"),
+    ({"text": "x" * 10_001}, "10000"),
+    ({"text": "   "}, "text"),
+    ({"text": "a", "texts": ["b"]}, "text"),
+    ({}, "text"),
 ])
 def test_bad_input_is_refused_before_queueing(http, body: dict, fragment: str) -> None:
     response = http.post("/v1/jobs/sentiment", json=body)
     assert response.status_code == 400, response.text
-    assert fragment in response.json()["error"]["message"]
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input" and fragment in error["message"]
 
 
 def test_ready_shows_the_loaded_model(http, vader_platform) -> None:

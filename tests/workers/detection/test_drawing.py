@@ -1,0 +1,40 @@
+"""common.drawing: annotated.png, drawn from a detection job's upload and result (Pillow only)."""
+
+import io
+
+from PIL import Image
+
+from common import drawing
+from support import images
+
+BOX = {"label": "person", "confidence": 0.91, "box": [100.0, 120.0, 500.0, 600.0]}
+
+
+def open_png(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    return image.convert("RGB")
+
+
+def test_boxes_are_drawn_where_the_result_says() -> None:
+    data = images.photo("zidane.jpg")
+    drawn = open_png(drawing.annotate(data, {"image": {"width": 1280, "height": 720}, "detections": [BOX]}))
+    plain = drawing.upright(data)
+    assert drawn.size == plain.size == (1280, 720)
+    edge = [(x, 120) for x in range(110, 490, 10)] + [(100, y) for y in range(130, 590, 10)]
+    assert all(drawn.getpixel(p) != plain.getpixel(p) for p in edge)  # the box's top and left edges
+    assert drawn.getpixel((300, 400)) == plain.getpixel((300, 400))  # inside the box: the photo
+
+
+def test_large_images_are_drawn_at_most_2048_pixels_a_side() -> None:
+    result = {"image": {"width": 4096, "height": 1024}, "detections": [{**BOX, "box": [2048.0, 0.0, 4096.0, 1024.0]}]}
+    drawn = open_png(drawing.annotate(images.scene(4096, 1024, "JPEG"), result))
+    assert drawn.size == (2048, 512)
+    plain = drawing.upright(images.scene(4096, 1024, "JPEG"))
+    assert drawn.getpixel((1024 + 40, 511)) != plain.getpixel((1024 + 40, 511))  # the bottom edge, scaled
+
+
+def test_exif_orientation_is_applied_as_detection_saw_it() -> None:
+    data = images.scene(640, 320, "JPEG", orientation=6)
+    drawn = open_png(drawing.annotate(data, {"image": {"width": 320, "height": 640}, "detections": []}))
+    assert drawn.size == (320, 640)

@@ -4,11 +4,17 @@ from typing import Any
 
 from common.settings import get_settings
 from workers.audio_length import core
+from workers.base import JobTask
 from workers.celery_app import job_task
 from workers.fetch import fetch, limits_from_settings
 
 
-@job_task("audio_length")
+class AudioLengthTask(JobTask):
+    def load_model(self) -> str:
+        return core.load_model()
+
+
+@job_task("audio_length", base=AudioLengthTask)
 def run(self: Any, payload: dict[str, Any]) -> dict[str, object]:
     if "url" in payload:
         data = fetch(payload["url"], limits_from_settings(get_settings().audio_max_bytes), ok_only=True).content

@@ -2,7 +2,7 @@ import pytest
 
 from common.errors import InputError
 from support.media import tone
-from workers.audio_length.core import measure
+from workers.audio_length.core import load_model, measure
 
 
 @pytest.mark.parametrize("fmt", ["wav", "flac", "ogg", "mp3"])
@@ -24,3 +24,7 @@ def test_truncated_file_is_an_input_error() -> None:
         measure(tone(2.0, "flac")[:200])
     with pytest.raises(InputError, match="cut short"):
         measure(tone(2.0, "mp3")[: len(tone(2.0, "mp3")) // 2])
+
+
+def test_load_model_warms_librosa_up() -> None:
+    assert load_model() == "librosa"

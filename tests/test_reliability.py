@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+from urllib.parse import quote
 
 import psutil
 import pytest
 import redis
+import requests
 
 from common import records
 from common.settings import get_settings
@@ -101,3 +103,60 @@ def test_broker_down_is_503_and_leaves_no_job_behind(http) -> None:
           "every worker to reconnect")
     job_id = submit(http, "audio_length", files={"audio": ("a.wav", tone(0.2))})
     assert wait_final(http, job_id)["status"] == "SUCCESS"
+
+
+def test_a_whole_worker_killed_mid_job_hands_it_to_another(platform_env, site, app) -> None:
+    """SIGKILL of a worker's main process and pool: RabbitMQ gives the unacked job to the other worker."""
+    url = site.add("/slow/handover.wav", tone(0.4), "audio/wav") + "?delay=4"
+    with idle_vhost() as (vhost, client):
+        env = env_for(vhost, platform_env["KEY_PREFIX"], FETCH_ALLOWLIST="127.0.0.1")
+        workers = [start_worker(env, "audio_length", f"audio-{n}", 1) for n in (1, 2)]
+        try:
+            until(lambda: consumers(vhost, "audio_length") == 2, 90, "two workers on the queue")
+            job_id = client.post("/v1/jobs/audio_length", json={"url": url}).get_json()["job_id"]
+            child = until(lambda: job_record(job_id).get("status") == "STARTED" and running_pid(app, job_id), 30,
+                          "the job to start")
+            running = next(w for w in workers if child in {c.pid for c in psutil.Process(w.pid).children()})
+            kill_whole_worker(running.pid)
+            record = until(lambda: final(job_id), 60, "the job to finish on the other worker")
+            assert record["status"] == "SUCCESS" and record["attempts"] == 2
+        finally:
+            for worker in workers:
+                worker.stop()
+
+
+def test_sigterm_lets_the_running_job_finish_first(platform_env, site) -> None:
+    """Warm shutdown: the job running when SIGTERM arrives ends SUCCESS, once, and the worker exits."""
+    url = site.add("/slow/warm.wav", tone(0.4), "audio/wav") + "?delay=3"
+    with idle_vhost() as (vhost, client):
+        worker = start_worker(env_for(vhost, platform_env["KEY_PREFIX"], FETCH_ALLOWLIST="127.0.0.1"),
+                              "audio_length", "warm-audio", 1)
+        try:
+            until(lambda: consumers(vhost, "audio_length") == 1, 60, "the worker")
+            job_id = client.post("/v1/jobs/audio_length", json={"url": url}).get_json()["job_id"]
+            until(lambda: job_record(job_id).get("status") == "STARTED", 30, "the job to start")
+            assert worker.stop(signal.SIGTERM, timeout_s=60) == 0
+            record = job_record(job_id)
+            assert record["status"] == "SUCCESS" and record["attempts"] == 1
+            # nothing requeued (the management API's figures lag up to 5 s)
+            until(lambda: queue_depths(vhost).get("audio_length") == 0, 20, "an empty queue")
+        finally:
+            worker.stop()
+
+
+def kill_whole_worker(pid: int) -> None:
+    """SIGKILL a worker's main process and its pool children at once, as when its machine dies."""
+    main = psutil.Process(pid)
+    for process in [main, *main.children(recursive=True)]:
+        process.kill()
+
+
+def consumers(vhost: str, queue: str) -> int:
+    url = f"{services.MANAGEMENT}queues/{quote(vhost, safe='')}/{queue}"
+    response = requests.get(url, auth=services.AUTH, timeout=10)
+    return int(response.json().get("consumers", 0)) if response.ok else 0
+
+
+def final(job_id: str) -> dict | None:
+    record = job_record(job_id)
+    return record if record.get("status") in ("SUCCESS", "FAILURE", "REVOKED") else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import http.client
 import json
 import os
 import platform as pyplatform
@@ -20,7 +21,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -69,7 +70,7 @@ def platform(queues: dict[str, int], api: bool = True, **overrides: str) -> Iter
     services.require_services()
     run = uuid.uuid4().hex[:8]
     vhost, prefix = services.create_vhost(), f"bench-{run}:"
-    env = env_for(vhost, prefix, LOG_LEVEL="INFO", API_WORKERS="2", **overrides)
+    env = env_for(vhost, prefix, **{"LOG_LEVEL": "INFO", "API_WORKERS": "2", **overrides})
     env["PYTHONPATH"] = f"{ROOT / 'src'}{os.pathsep}{ROOT / 'bench'}"
     with ExitStack() as stack:
         stack.callback(services.delete_vhost, vhost)
@@ -81,13 +82,51 @@ def platform(queues: dict[str, int], api: bool = True, **overrides: str) -> Iter
             stack.callback(proc.stop)
             result.procs["api"] = proc
         for queue, concurrency in queues.items():
-            app = "noop_app" if queue == "noop" else "workers.celery_app"
-            proc = start_worker(env, queue, f"bench-{queue}-{run}", concurrency, *WORKER_FLAGS, app=app)
-            stack.callback(proc.stop)
-            result.procs[queue] = proc
+            stack.callback(start_pool(result, queue, concurrency).stop)
         for queue in queues:
             wait_consumed(result, queue)
         yield result
+
+
+def start_pool(stack: Stack, queue: str, concurrency: int) -> Proc:
+    """A worker pool on `queue` as the benchmarks run it (`noop`: the baseline's no-op Celery app)."""
+    app = "noop_app" if queue == "noop" else "workers.celery_app"
+    name = f"bench-{queue}-{stack.prefix[6:14]}-{len(stack.procs)}"
+    proc = start_worker(stack.env, queue, name, concurrency, *WORKER_FLAGS, app=app)
+    stack.procs[queue] = proc
+    return proc
+
+
+class Http:
+    """One kept-alive HTTP connection (http.client): the `requests` library costs about 2 ms of client time
+    per call on these machines, which would be counted against the platform."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+
+    def call(self, method: str, path: str, body: bytes | None = None, content_type: str = "") -> tuple[int, Any]:
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, body, {"Content-Type": content_type} if content_type else {})
+                response = self.conn.getresponse()
+                return response.status, json.loads(response.read())
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                self.conn.close()  # the server closed an idle kept-alive connection: open a new one, once
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
+    """A multipart/form-data body with one file, and its Content-Type."""
+    boundary = uuid.uuid4().hex
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def wait_consumed(stack: Stack, queue: str, timeout_s: float = 180) -> None:
@@ -216,5 +255,6 @@ def percentile(samples: list[float], q: int) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] if len(samples) > 1 else samples[0]
 
 
-__all__ = ["ROOT", "Stack", "arguments", "machine", "percentile", "platform", "queue_info", "repeats", "row",
-           "spread", "start_gunicorn", "summary", "until", "wait_consumed", "write_result"]
+__all__ = ["ROOT", "Http", "Stack", "arguments", "machine", "multipart", "percentile", "platform", "queue_info",
+           "repeats", "row", "spread", "start_gunicorn", "start_pool", "summary", "until", "wait_consumed",
+           "write_result"]

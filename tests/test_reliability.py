@@ -54,9 +54,9 @@ def test_a_pending_job_cancelled_never_runs(platform_env) -> None:
 
 
 def running_pid(app, job_id: str) -> int:
-    """The worker child running the job, as Celery's STARTED state records it."""
-    info = app.extensions["celery"].AsyncResult(job_id).info
-    return int(info["pid"]) if isinstance(info, dict) and "pid" in info else 0
+    """The worker child running the job, as its record names it (`worker`: host:pid, set when it starts)."""
+    worker = job_record(job_id).get("worker") or ":0"
+    return int(worker.rsplit(":", 1)[1])
 
 
 def test_worker_child_killed_mid_job_runs_it_again(http, site, app) -> None:

@@ -25,12 +25,12 @@ def submit(celery: Celery, job_type: JobType, job: JobInput, owner: str = "",
     idem = records.idempotency_key(job_type.name, owner, idempotency_key) if idempotency_key else None
     if idem and not r.set(idem, job_id, nx=True, ex=settings.result_ttl_s):
         return _earlier_job(r, idem), False
-    record = records.create(r, job_id, job_type.name, owner)
-    if job.blob is not None:
-        r.set(records.blob_key(job_id), job.blob, ex=settings.blob_ttl_s)
+    record = records.create(r, job_id, job_type.name, owner, blob=job.blob)
     try:
+        # ignore_result: a job's state and result live in its record (common.records), so Celery's result
+        # backend is neither subscribed to here nor written by the worker (one write per transition, not two).
         celery.send_task(job_type.task_name, args=[job.payload], task_id=job_id,
-                         queue=job_type.queue, routing_key=job_type.queue)
+                         queue=job_type.queue, routing_key=job_type.queue, ignore_result=True)
     except OperationalError:
         records.delete(r, job_id)
         if idem:

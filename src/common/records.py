@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 from enum import StrEnum
 from typing import Any
 
 import redis
+from redis.client import PubSub
 
 from common.settings import get_settings
 
@@ -66,12 +68,15 @@ def model_key(job_type: str) -> str:
     return f"{_p()}model:{job_type}"
 
 
-def create(r: redis.Redis, job_id: str, job_type: str, owner: str = "") -> dict[str, Any]:
+def create(r: redis.Redis, job_id: str, job_type: str, owner: str = "", blob: bytes | None = None) -> dict[str, Any]:
+    """Write a PENDING record, and the job's upload if it has one, in one round trip."""
     record = {"type": job_type, "status": JobStatus.PENDING.value, "progress": 0, "attempts": 0,
               "created_at": now(), "owner": owner}
     with r.pipeline() as pipe:
         pipe.hset(job_key(job_id), mapping=record)
         pipe.expire(job_key(job_id), get_settings().result_ttl_s)
+        if blob is not None:
+            pipe.set(blob_key(job_id), blob, ex=get_settings().blob_ttl_s)
         pipe.execute()
     return record
 
@@ -126,22 +131,26 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
 if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then return -2 end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HSET', KEYS[1], 'status', 'STARTED', 'started_at', ARGV[1], 'progress', 0)
+redis.call('HSET', KEYS[1], 'status', 'STARTED', 'started_at', ARGV[1], 'progress', 0, 'worker', ARGV[2])
 return attempts
 """
+# `_FINISH` also drops the upload and tells waiting long-polls, so a job ends in one round trip.
 _FINISH = """
+redis.call('DEL', KEYS[2])
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status or status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 """
 NOT_FOUND, ALREADY_FINAL = -1, -2
 
 
-def mark_started(r: redis.Redis, job_id: str) -> int:
-    """Count one more attempt and return the count, or NOT_FOUND / ALREADY_FINAL (nothing written)."""
-    return int(r.eval(_START, 1, job_key(job_id), now()))  # type: ignore[arg-type]
+def mark_started(r: redis.Redis, job_id: str, worker: str = "") -> int:
+    """Count one more attempt, note the worker (`host:pid`) running it, and return the count, or
+    NOT_FOUND / ALREADY_FINAL (nothing written)."""
+    return int(r.eval(_START, 1, job_key(job_id), now(), worker))  # type: ignore[arg-type]
 
 
 def set_progress(r: redis.Redis, job_id: str, percent: int) -> None:
@@ -157,22 +166,21 @@ def finish(r: redis.Redis, job_id: str, status: JobStatus, *, result: Any = None
     if error is not None:
         fields["error"] = json.dumps(error)
     flat = [item for pair in fields.items() for item in pair]
-    written = bool(r.eval(_FINISH, 1, job_key(job_id), get_settings().result_ttl_s, *flat))  # type: ignore[arg-type]
-    r.delete(blob_key(job_id))
-    if written:
-        r.publish(done_channel(job_id), status.value)
-    return written
+    return bool(r.eval(_FINISH, 2, job_key(job_id), blob_key(job_id), get_settings().result_ttl_s,  # type: ignore[arg-type]
+                       done_channel(job_id), status.value, *flat))
 
 
 def wait_final(r: redis.Redis, job_id: str, timeout_s: float) -> dict[str, Any] | None:
     """Return the record as soon as it is final, or as it stands after `timeout_s`.
 
-    Subscribes before reading, so a job finishing in between is never missed.
+    Subscribes before reading, so a job finishing in between is never missed. Any message only makes
+    it read the record again, so one left over from an earlier wait on the same connection is harmless.
     """
-    pubsub = r.pubsub(ignore_subscribe_messages=True)
+    pubsub, channel = _pubsub(r), done_channel(job_id)
     try:
-        pubsub.subscribe(done_channel(job_id))
+        pubsub.subscribe(channel)
         deadline = time.monotonic() + timeout_s
+        _await_subscription(pubsub, channel, deadline)
         record = load(r, job_id)
         while record is not None and not JobStatus(record["status"]).is_final:
             remaining = deadline - time.monotonic()
@@ -180,6 +188,33 @@ def wait_final(r: redis.Redis, job_id: str, timeout_s: float) -> dict[str, Any] 
                 break
             if pubsub.get_message(timeout=remaining) is not None:
                 record = load(r, job_id)
+        pubsub.unsubscribe(channel)
         return record
-    finally:
+    except BaseException:
+        _waiting.pubsub = None
         pubsub.close()
+        raise
+
+
+def _await_subscription(pubsub: PubSub, channel: str, deadline: float) -> None:
+    """Wait for Redis to confirm the subscription: reading the record before that could miss a job
+    finishing in between (its publish would reach no one). Leftovers of earlier waits are skipped."""
+    while time.monotonic() < deadline:
+        response = pubsub.parse_response(block=False, timeout=min(1.0, max(deadline - time.monotonic(), 0.01)))
+        if response is None:
+            continue
+        pubsub.handle_message(response)  # redis-py's own bookkeeping of the subscription
+        if response[0] in (b"subscribe", "subscribe") and response[1] in (channel, channel.encode()):
+            return
+
+
+_waiting = threading.local()
+
+
+def _pubsub(r: redis.Redis) -> PubSub:
+    """This thread's pub/sub connection, kept from one wait to the next: a new one per wait would cost a
+    TCP connect and redis-py's handshake on every long-poll (`close()` disconnects)."""
+    pubsub: PubSub | None = getattr(_waiting, "pubsub", None)
+    if pubsub is None or pubsub.connection_pool is not r.connection_pool:
+        pubsub = _waiting.pubsub = r.pubsub(ignore_subscribe_messages=True)
+    return pubsub

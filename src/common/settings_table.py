@@ -29,7 +29,8 @@ DESCRIPTIONS: dict[str, str] = {
     "flower_password": "Flower's basic-auth password; empty: a new one is generated and printed at start",
     "worker_events": "Celery task events (Flower's task list); off makes small jobs 1.5–2.5× faster",
     "result_ttl_s": "seconds a job record and its result are kept after their last change (48 h)",
-    "blob_ttl_s": "seconds an upload is kept at most (it is deleted as soon as its job ends)",
+    "blob_ttl_s": "seconds an upload is kept at most (deleted when its job ends; a detection image stays with its "
+                  "record for `annotated.png`)",
     "key_prefix": "prefix of every Redis key the platform writes (several platforms on one Redis)",
     "max_wait_s": "longest `GET /v1/jobs/<id>?wait=` a client may ask for, in seconds",
     "fetch_connect_timeout_s": "connect timeout of every URL a job fetches",
@@ -48,12 +49,14 @@ DESCRIPTIONS: dict[str, str] = {
     "sentiment_max_chars": "most characters in one text",
     "image_max_bytes": "largest image upload",
     "image_max_pixels": "largest image, in pixels (checked from the header, before decoding)",
-    "sentiment_model": "`vader`, or a Hugging Face model id or local directory for transformers",
+    "sentiment_model": "`vader`, or a transformers classifier: a directory (as given or in `MODELS_DIR`) or a "
+                       "Hugging Face model id",
     "sentiment_batch_size": "texts per transformers batch",
     "detection_model": "YOLO weights: a name looked up in `models_dir` and ultralytics' folder, or a path; "
                        "`.onnx` runs on ONNX Runtime",
-    "models_dir": "folder of model weights",
-    "allow_downloads": "let Hugging Face and ultralytics download missing weights (off: offline)",
+    "models_dir": "folder of model files (YOLO weights, saved transformers)",
+    "allow_downloads": "let Hugging Face and ultralytics download missing models (off: offline; jobs fail saying "
+                       "where to put the file)",
     "torch_threads": "torch threads per worker process; 0: cores ÷ processes",
     "sentiment_max_memory_mb": "a sentiment worker child is replaced after a job once it uses more (MB)",
     "detection_max_memory_mb": "a detection worker child is replaced after a job once it uses more (MB)",

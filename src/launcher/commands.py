@@ -15,6 +15,11 @@ from common.catalog import CATALOG, JobType
 from common.settings import PROJECT_ROOT, Settings
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "0"}
+
+
+def model_env(settings: Settings) -> dict[str, str]:
+    """Model libraries stay offline unless ALLOW_DOWNLOADS; ultralytics never pip-installs at run time."""
+    return {"YOLO_AUTOINSTALL": "0"} if settings.allow_downloads else OFFLINE
 CELERY = [sys.executable, "-m", "celery", "-A", "workers.celery_app"]
 
 
@@ -75,7 +80,7 @@ def worker_spec(settings: Settings, job_type: JobType, env: dict[str, str]) -> S
             "--loglevel", settings.log_level]
     if settings.worker_events:
         argv.append("-E")
-    return Spec(job_type.name, argv, {**env, **OFFLINE})
+    return Spec(job_type.name, argv, {**env, **model_env(settings)})
 
 
 def flower_spec(settings: Settings, login: FlowerLogin, env: dict[str, str]) -> Spec:

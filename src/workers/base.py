@@ -28,6 +28,7 @@ class JobTask(Task):
 
     job_type = ""
     throws = (InputError,)
+    ignore_result = True  # the job record holds state and result; Celery's result backend is not written
     processes = 1  # the pool's concurrency, set by `celery_app` in the parent before it forks
     _model: Any = None
     _model_error: str | None = None
@@ -88,7 +89,7 @@ class JobTask(Task):
 
     # --- record transitions ---
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
-        attempts = records.mark_started(get_redis(), task_id)
+        attempts = records.mark_started(get_redis(), task_id, f"{socket.gethostname()}:{os.getpid()}")
         if attempts == records.NOT_FOUND:
             log.warning("job %s has no record (expired or never accepted); dropped", task_id)
             raise Ignore()

@@ -36,13 +36,14 @@ def fetch(name: str, folder: Path) -> Path:
 
 
 def export_onnx(weights: Path, imgsz: int = 640) -> Path:
-    """The same model for ONNX Runtime, saved next to `weights` (works offline; needs onnx, onnxslim)."""
+    """The same model for ONNX Runtime, saved next to `weights` (works offline; needs onnx, onnxslim).
+    With dynamic input sizes, so that a 3:4 photo is run at 480 × 640 as in PyTorch, not padded to 640²."""
     torchvision_nms.register()
     from ultralytics import YOLO
 
     with warnings.catch_warnings():  # torch.onnx's tracer warns at length about what YOLO's export handles
         warnings.simplefilter("ignore")
-        return Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz))
+        return Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=True))
 
 
 def untrained(path: Path, config: str = "yolov8n.yaml", seed: int = 0) -> Path:

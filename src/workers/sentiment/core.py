@@ -80,7 +80,7 @@ def _load_transformer(name: str, allow_downloads: bool, batch_size: int, threads
         raise InputError(f"The sentiment model {name!r} {why}: {exc}", code="model_unavailable") from None
     labels = _labels(name, model.config.id2label)
     max_length = _max_length(tokenizer, model.config)
-    classifier = pipeline("text-classification", model=model, tokenizer=tokenizer)  # alias: "sentiment-analysis"
+    classifier = pipeline("sentiment-analysis", model=model, tokenizer=tokenizer)  # type: ignore[call-overload]
 
     def classify(texts: list[str]) -> list[dict[str, Any]]:
         outputs = classifier(texts, batch_size=batch_size, truncation=True, max_length=max_length)

@@ -1,0 +1,157 @@
+"""Small-job throughput: N audio_length jobs (a 0.1 s WAV) submitted over HTTP, then run by a worker
+pool, jobs finished per second; next to N no-op Celery tasks sent with `apply_async`, then run by a
+pool of the same settings (same concurrency, same Celery configuration, same flags).
+
+    .venv/bin/python bench/throughput.py [--size small|full] [--jobs 2000] [--repeat 3]
+
+Each measure queues its N jobs first (a few HTTP clients, or as many `apply_async` threads), then
+starts its pool, so the figure is the pool's: the rate comes from the jobs' own finish stamps (the
+job record's `finished_at`; the Celery result's `date_done`) once the pool is warm (the first 10 %
+are left out, so start-up and the first imports in each child do not count). The submit figure
+measures the API's side. Each repetition runs the platform, then the baseline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit
+
+from harness import Stack, arguments, multipart, platform, repeats, row, start_pool, write_result
+
+from support.media import tone
+
+CLIENTS = 4
+
+
+def in_threads(n: int, clients: int, send: Callable[[Any], str], connect: Callable[[], Any]) -> list[str]:
+    """`send(connection)` n times from `clients` threads, each with its own connection; the ids."""
+    ids: list[str] = []
+    lock = threading.Lock()
+    counter = iter(range(n))
+
+    def client() -> None:
+        conn = connect()
+        while True:
+            with lock:
+                if next(counter, None) is None:
+                    return
+            job_id = send(conn)
+            with lock:
+                ids.append(job_id)
+
+    with ThreadPoolExecutor(clients) as pool:
+        for future in [pool.submit(client) for _ in range(clients)]:
+            future.result()
+    return ids
+
+
+def submit_over_http(url: str, n: int, clients: int = CLIENTS) -> list[str]:
+    """n audio_length jobs of a 0.1 s WAV through `POST /v1/jobs/audio_length`; their ids."""
+    parts = urlsplit(url)
+    body, content_type = multipart("audio", "tiny.wav", tone(0.1))
+
+    def send(conn: http.client.HTTPConnection) -> str:
+        conn.request("POST", "/v1/jobs/audio_length", body, {"Content-Type": content_type})
+        response = conn.getresponse()
+        answer = response.read()
+        assert response.status == 202, answer
+        return str(json.loads(answer)["job_id"])
+
+    def connect() -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+
+    return in_threads(n, clients, send, connect)
+
+
+def finish_stamps(keys: list[str], fetch: Callable[[Any, str], object], read: Callable[[bytes], str | None],
+                  deadline_s: float) -> list[float]:
+    """Wait until every key holds a finish stamp (`fetch` queues its read on a pipeline, `read` turns
+    the answer into an ISO time, or None while the job runs); the stamps in Unix seconds, sorted."""
+    from common.store import get_redis
+
+    r, deadline, pending, stamps = get_redis(), time.monotonic() + deadline_s, list(keys), []
+    while pending:
+        with r.pipeline(transaction=False) as pipe:
+            for key in pending:
+                fetch(pipe, key)
+            values = [read(v) if v is not None else None for v in pipe.execute()]
+        stamps += [dt.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() for v in values if v]
+        pending = [key for key, value in zip(pending, values, strict=True) if value is None]
+        if pending and time.monotonic() > deadline:
+            raise SystemExit(f"{len(pending)} of {len(keys)} jobs not finished within {deadline_s:.0f} s")
+        if pending:
+            time.sleep(0.2)  # the measurement loop: the jobs' own stamps, not this poll, set the figure
+    return sorted(stamps)
+
+
+def warm_rate(stamps: list[float]) -> float:
+    """Jobs finished per second once the pool is warm (the first 10 % left out)."""
+    warm = max(5, len(stamps) // 10)
+    return (len(stamps) - 1 - warm) / (stamps[-1] - stamps[warm])
+
+
+def platform_rate(stack: Stack, n: int, concurrency: int) -> float:
+    from common import records
+    from common.store import get_redis
+
+    keys = [records.job_key(job_id) for job_id in submit_over_http(str(stack.url), n)]
+    pool = start_pool(stack, "audio_length", concurrency)
+    try:
+        stamps = finish_stamps(keys, lambda pipe, key: pipe.hget(key, "finished_at"), bytes.decode, 120 + n / 10)
+    finally:
+        pool.stop()
+    with get_redis().pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hget(key, "status")
+        statuses = set(pipe.execute())
+    assert statuses == {b"SUCCESS"}, statuses
+    return warm_rate(stamps)
+
+
+def baseline_rate(stack: Stack, n: int, concurrency: int) -> float:
+    from noop_app import app, noop
+
+    ids = in_threads(n, CLIENTS, lambda _: str(noop.apply_async(args=[{}]).id), lambda: None)
+    keys = [app.backend.get_key_for_task(i).decode() for i in ids]
+
+    def date_done(raw: bytes) -> str | None:
+        meta = json.loads(raw)
+        assert meta["status"] in ("STARTED", "SUCCESS"), meta
+        return str(meta["date_done"]) if meta["status"] == "SUCCESS" else None
+
+    pool = start_pool(stack, "noop", concurrency)
+    try:
+        return warm_rate(finish_stamps(keys, lambda pipe, key: pipe.get(key), date_done, 120 + n / 10))
+    finally:
+        pool.stop()
+
+
+def main() -> None:
+    parser = arguments(__doc__)
+    parser.add_argument("--jobs", type=int, default=None, help="jobs per measure (default 2000; small: 60)")
+    parser.add_argument("--concurrency", type=int, default=2, help="processes of each pool (default 2)")
+    args = parser.parse_args()
+    n = args.jobs or (60 if args.size == "small" else 2000)
+    ours: list[float] = []
+    base: list[float] = []
+    with platform({}) as stack:
+        for run in range(1, repeats(args) + 1):
+            ours.append(platform_rate(stack, n, args.concurrency))
+            base.append(baseline_rate(stack, n, args.concurrency))
+            print(f"run {run}: platform {ours[-1]:7.1f} jobs/s   baseline {base[-1]:7.1f} tasks/s", flush=True)
+    rows = [row("small-job throughput", "jobs/s", ours, base, target=(">=", 0.8),
+                platform_label=f"audio_length jobs, queued over HTTP, -c {args.concurrency}",
+                baseline_label=f"no-op tasks, queued by apply_async, -c {args.concurrency}")]
+    write_result(args, "throughput", "Small-job throughput", rows, method=__doc__.split("\n\n")[0].replace("\n", " "),
+                 extra={"jobs": n, "concurrency": args.concurrency, "clients": CLIENTS})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""How the model pools are sized: memory per child from `<type>_max_memory_mb`, torch threads per child."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from common.settings import get_settings
+from workers.base import JobTask
+from workers.celery_app import _bound_child_memory
+
+
+@pytest.mark.parametrize("queues, limit_mb", [
+    (["detection"], get_settings().detection_max_memory_mb),
+    (["sentiment"], get_settings().sentiment_max_memory_mb),
+    (["sentiment", "detection"], max(get_settings().sentiment_max_memory_mb, get_settings().detection_max_memory_mb)),
+])
+def test_a_model_pool_bounds_its_children_memory(queues: list[str], limit_mb: int) -> None:
+    conf = SimpleNamespace(worker_max_memory_per_child=None)
+    _bound_child_memory(conf=conf, options={"queues": queues})
+    assert conf.worker_max_memory_per_child == limit_mb * 1024  # KiB, as Celery counts
+
+
+@pytest.mark.parametrize("queues", [["audio_length"], ["scrape"], None])
+def test_other_pools_are_left_alone(queues: list[str] | None) -> None:
+    conf = SimpleNamespace(worker_max_memory_per_child=None)
+    _bound_child_memory(conf=conf, options={"queues": queues})
+    assert conf.worker_max_memory_per_child is None
+
+
+def test_torch_threads_share_the_cores_among_the_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    task = JobTask()
+    for processes, threads in [(1, 4), (2, 2), (3, 1), (8, 1)]:
+        monkeypatch.setattr(JobTask, "processes", processes)
+        assert task.torch_threads() == threads
+    monkeypatch.setenv("TORCH_THREADS", "3")
+    get_settings.cache_clear()
+    try:
+        assert task.torch_threads() == 3
+    finally:
+        monkeypatch.delenv("TORCH_THREADS")
+        get_settings.cache_clear()

@@ -15,8 +15,11 @@ import os
 import platform as pyplatform
 import statistics
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +122,45 @@ class Http:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def run_jobs(url: str, n: int, clients: int, job_type: str, body: bytes, content_type: str) -> float:
+    """n jobs, each `POST /v1/jobs/<type>` then `GET ?wait`, from `clients` kept-alive connections at
+    once; the seconds from the first submit to the last result."""
+    counter, lock = iter(range(n)), threading.Lock()
+
+    def client() -> None:
+        http = Http(url)
+        try:
+            while True:
+                with lock:
+                    if next(counter, None) is None:
+                        return
+                status, job = http.call("POST", f"/v1/jobs/{job_type}", body, content_type)
+                assert status == 202, job
+                _, record = http.call("GET", f"/v1/jobs/{job['job_id']}?wait=30")
+                assert record["status"] == "SUCCESS", record
+        finally:
+            http.close()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        for future in [pool.submit(client) for _ in range(clients)]:
+            future.result()
+    return time.perf_counter() - started
+
+
+def model_ready(stack: Stack, queue: str, timeout_s: float = 300) -> dict[str, Any]:
+    """Wait until a model type's pool reports its model loaded (`/ready`); its status."""
+    def reported() -> dict[str, Any] | None:
+        queues = requests.get(f"{stack.url}/ready", timeout=5).json()["queues"]
+        model: dict[str, Any] | None = queues[queue].get("model")
+        return model
+
+    model = until(reported, timeout_s, f"the {queue} pool to report its model", interval_s=0.5)
+    if model["status"] != "loaded":
+        raise SystemExit(f"the {queue} model did not load: {model}")
+    return model
 
 
 def multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
@@ -255,6 +297,6 @@ def percentile(samples: list[float], q: int) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] if len(samples) > 1 else samples[0]
 
 
-__all__ = ["ROOT", "Http", "Stack", "arguments", "machine", "multipart", "percentile", "platform", "queue_info",
-           "repeats", "row", "spread", "start_gunicorn", "start_pool", "summary", "until", "wait_consumed",
-           "write_result"]
+__all__ = ["ROOT", "Http", "Stack", "arguments", "machine", "model_ready", "multipart", "percentile", "platform",
+           "queue_info", "repeats", "row", "run_jobs", "spread", "start_gunicorn", "start_pool", "summary", "until",
+           "wait_consumed", "write_result"]

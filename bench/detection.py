@@ -1,0 +1,104 @@
+"""Detection throughput: images per second through the platform (HTTP upload + `GET ?wait`, 2 clients at
+once, the default pool: 1 process with every core's torch threads), with PyTorch weights and with the
+same model exported to ONNX, next to ultralytics `predict` on the same image in a loop in one process
+with the same threads.
+
+    .venv/bin/python bench/detection.py [--size small|full] [--repeat 3] [--images 20] [--engines pytorch,onnx]
+
+The weights are yolov8n built offline from `yolov8n.yaml` by the tests' recipe
+(`tests/support/models.py`: random weights biased to see people, so each photo yields a few dozen boxes
+through the real code path); the photo is ultralytics' `bus.jpg` (810×1080). Each repetition runs the
+platform, then the direct loop.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import ROOT, arguments, model_ready, multipart, platform, repeats, row, run_jobs, write_result
+
+from support import images, models
+
+CLIENTS = 2
+PHOTO = images.ASSETS / "bus.jpg"
+
+
+def weights(engine: str) -> Path:
+    """The test weights (.pt), or their ONNX export (made once under run/bench-models/, then reused)."""
+    pt = models.detection_weights()
+    if engine == "pytorch":
+        return pt
+    folder = ROOT / "run" / "bench-models"
+    onnx = folder / pt.with_suffix(".onnx").name
+    if onnx.is_file() and onnx.stat().st_mtime >= pt.stat().st_mtime:
+        return onnx
+    from workers.detection.weights import export_onnx
+
+    work = folder / f".export-{os.getpid()}"
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        exported = export_onnx(Path(shutil.copy(pt, work / pt.name)))
+        os.replace(exported, onnx)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return onnx
+
+
+def direct(path: Path, threads: int) -> Any:
+    """ultralytics' own model, as a user loads it, with the pool's torch threads; warmed up."""
+    from workers import torchvision_nms
+
+    torchvision_nms.register()  # a CPU torch with the registry's torchvision (see docs/models.md)
+    import torch
+    from ultralytics import YOLO
+
+    torch.set_num_threads(threads)
+    model = YOLO(str(path), task="detect")
+    for _ in range(2):
+        model.predict(str(PHOTO), verbose=False)
+    return model
+
+
+def direct_rate(model: Any, n: int) -> float:
+    started = time.perf_counter()
+    for _ in range(n):
+        model.predict(str(PHOTO), verbose=False)
+    return n / (time.perf_counter() - started)
+
+
+def measure_engine(engine: str, n: int, args: Any) -> dict[str, Any]:
+    path = weights(engine)
+    threads = len(os.sched_getaffinity(0))  # what the pool's single process gets (JobTask.torch_threads)
+    body, content_type = multipart("image", PHOTO.name, PHOTO.read_bytes())
+    ours: list[float] = []
+    base: list[float] = []
+    with platform({"detection": 1}, DETECTION_MODEL=str(path)) as stack:
+        model_ready(stack, "detection")
+        run_jobs(str(stack.url), 2, CLIENTS, "detection", body, content_type)  # warm up
+        model = direct(path, threads)
+        for _ in range(repeats(args)):
+            ours.append(n / run_jobs(str(stack.url), n, CLIENTS, "detection", body, content_type))
+            base.append(direct_rate(model, n))
+    return row(f"{engine} ({path.suffix})", "images/s", ours, base, target=(">=", 0.9),
+               platform_label=f"POST image + GET ?wait, {CLIENTS} clients, 1 process",
+               baseline_label=f"YOLO.predict in a loop, {threads} threads")
+
+
+def main() -> None:
+    parser = arguments(__doc__)
+    parser.add_argument("--images", type=int, default=None, help="images per measure (default 20; small: 3)")
+    parser.add_argument("--engines", default=None, help="comma-separated: pytorch, onnx (small: pytorch)")
+    args = parser.parse_args()
+    n = args.images or (3 if args.size == "small" else 20)
+    engines = (args.engines or ("pytorch" if args.size == "small" else "pytorch,onnx")).split(",")
+    rows = [measure_engine(engine.strip(), n, args) for engine in engines]
+    write_result(args, "detection", "Detection throughput", rows, method=__doc__.split("\n\n")[0].replace("\n", " "),
+                 extra={"images": n, "clients": CLIENTS, "photo": PHOTO.name})
+
+
+if __name__ == "__main__":
+    main()

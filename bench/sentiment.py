@@ -1,0 +1,142 @@
+"""Sentiment throughput: texts per second through the platform, as single-text jobs and as 256-text jobs
+(HTTP submit + `GET ?wait`, 4 clients at once, the default pool of 2 processes), next to the engine
+called directly (`core.load_model` + `core.analyze` in a loop) in as many processes as the pool has.
+
+    .venv/bin/python bench/sentiment.py [--size small|full] [--repeat 3] [--engines vader,distilbert]
+
+Two engines: VADER (the platform's default) and a transformers classifier of DistilBERT-base's size
+(6 layers, dim 768), built offline with random weights: it computes exactly what a trained one does.
+Each process gets the same torch threads as a pool child (cores / processes). Each repetition runs
+the platform, then the direct calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from harness import ROOT, arguments, model_ready, platform, repeats, row, run_jobs, write_result
+
+SENTENCES = [
+    "The staff were friendly and the food was excellent, but the room was a little noisy.",
+    "I waited forty minutes for a cold meal and nobody said sorry.",
+    "The meeting has been moved to Thursday afternoon.",
+    "What a wonderful surprise, thank you all so much!",
+]
+BATCH = [SENTENCES[i % len(SENTENCES)] for i in range(256)]
+POOL = 2  # the default SENTIMENT_CONCURRENCY
+CLIENTS = 4
+SIZES = {"small": {"single": 20, "batch": 3, "seconds": 1.0},
+         "full": {"single": 400, "batch": 30, "seconds": 4.0}}
+TRANSFORMER_JOBS = {"single": 60, "batch": 6}  # a 256-text job takes about a second of one core
+
+
+def distilbert(folder: Path = ROOT / "run" / "bench-models" / "distilbert-base-random") -> Path:
+    """A DistilBERT-base-sized sequence classifier with random weights and a word vocabulary (VADER's
+    lexicon and the benchmark's words), saved as `save_pretrained` does; made once, then reused."""
+    if (folder / "config.json").is_file():
+        return folder
+    from workers import torchvision_nms
+
+    torchvision_nms.register()  # transformers imports torchvision
+    import torch
+    import vaderSentiment
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizer
+
+    lexicon = Path(vaderSentiment.__file__).parent / "vader_lexicon.txt"
+    words = {line.split("\t")[0].lower() for line in lexicon.read_text(errors="replace").splitlines() if line}
+    words |= {w.strip(".,!?").lower() for s in SENTENCES for w in s.split()}
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(w for w in words if w and " " not in w)]
+    torch.manual_seed(0)
+    config = DistilBertConfig(vocab_size=len(vocab), id2label={0: "NEGATIVE", 1: "POSITIVE"},
+                              label2id={"NEGATIVE": 0, "POSITIVE": 1})
+    partial = folder.with_name(f".{os.getpid()}.{folder.name}")
+    DistilBertForSequenceClassification(config).eval().save_pretrained(partial)
+    DistilBertTokenizer(vocab={w: i for i, w in enumerate(vocab)}, model_max_length=512).save_pretrained(partial)
+    partial.rename(folder)
+    return folder
+
+
+# --- the direct calls, in POOL processes that load the engine once ---
+_engine: Any = None
+
+
+def _load(name: str, threads: int) -> None:
+    global _engine
+    from workers.sentiment import core
+
+    _engine = core.load_model(name, batch_size=32, threads=threads)
+
+
+def _texts_for(texts: list[str], start_at: float, seconds: float) -> int:
+    """Label `texts` in a loop from `start_at` for `seconds`; how many texts were labelled."""
+    from workers.sentiment import core
+
+    time.sleep(max(0.0, start_at - time.time()))
+    done, deadline = 0, start_at + seconds
+    while time.time() < deadline:
+        core.analyze(texts, _engine)
+        done += len(texts)
+    return done
+
+
+def direct_rate(pool: ProcessPoolExecutor, texts: list[str], seconds: float) -> float:
+    start_at = time.time() + 0.3
+    futures = [pool.submit(_texts_for, texts, start_at, seconds) for _ in range(POOL)]
+    return sum(f.result() for f in futures) / seconds
+
+
+def start_direct(engine: str) -> ProcessPoolExecutor:
+    threads = max(1, len(os.sched_getaffinity(0)) // POOL)  # what a pool child gets (JobTask.torch_threads)
+    pool = ProcessPoolExecutor(POOL, mp_context=get_context("spawn"), initializer=_load, initargs=(engine, threads))
+    for future in [pool.submit(time.sleep, 0.2) for _ in range(POOL * 2)]:
+        future.result()  # every process has loaded the engine
+    return pool
+
+
+def measure_engine(engine: str, args: Any, sizes: dict[str, Any]) -> list[dict[str, Any]]:
+    name = "VADER" if engine == "vader" else "DistilBERT-base size"
+    model = "vader" if engine == "vader" else str(distilbert())
+    jobs = sizes if engine == "vader" or args.size == "small" else {**sizes, **TRANSFORMER_JOBS}
+    single, batch = json.dumps({"text": SENTENCES[0]}).encode(), json.dumps({"texts": BATCH}).encode()
+    ours: dict[str, list[float]] = {"single": [], "batch": []}
+    base: dict[str, list[float]] = {"single": [], "batch": []}
+    with platform({"sentiment": POOL}, SENTIMENT_MODEL=model) as stack:
+        model_ready(stack, "sentiment")
+        url = str(stack.url)
+        run_jobs(url, POOL * 4, CLIENTS, "sentiment", single, "application/json")  # warm up
+        direct = start_direct(model)
+        try:
+            for _ in range(repeats(args)):
+                ours["single"].append(jobs["single"] / run_jobs(url, jobs["single"], CLIENTS, "sentiment", single,
+                                                                "application/json"))
+                ours["batch"].append(256 * jobs["batch"] / run_jobs(url, jobs["batch"], CLIENTS, "sentiment", batch,
+                                                                    "application/json"))
+                base["single"].append(direct_rate(direct, SENTENCES[:1], sizes["seconds"]))
+                base["batch"].append(direct_rate(direct, BATCH, sizes["seconds"]))
+        finally:
+            direct.shutdown()
+    labels = {"baseline_label": f"core.analyze in {POOL} processes"}
+    return [row(f"{name}: single-text jobs", "texts/s", ours["single"], base["single"],
+                platform_label=f"POST {{text}} + GET ?wait, {CLIENTS} clients", **labels),
+            row(f"{name}: 256-text jobs", "texts/s", ours["batch"], base["batch"], target=(">=", 0.9),
+                platform_label=f"POST {{texts: 256}} + GET ?wait, {CLIENTS} clients", **labels)]
+
+
+def main() -> None:
+    parser = arguments(__doc__)
+    parser.add_argument("--engines", default=None, help="comma-separated: vader, distilbert (small: vader)")
+    args = parser.parse_args()
+    engines = (args.engines or ("vader" if args.size == "small" else "vader,distilbert")).split(",")
+    rows = [r for engine in engines for r in measure_engine(engine.strip(), args, SIZES[args.size])]
+    write_result(args, "sentiment", "Sentiment throughput", rows, method=__doc__.split("\n\n")[0].replace("\n", " "),
+                 extra={"pool": POOL, "clients": CLIENTS, "engines": engines})
+
+
+if __name__ == "__main__":
+    main()

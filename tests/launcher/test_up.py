@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import suppress
@@ -26,6 +25,7 @@ import requests
 from common.catalog import CATALOG
 from common.settings import get_settings
 from launcher import ServiceError, ensure_services
+from support.wait import until
 
 ROOT = Path(__file__).resolve().parents[2]
 START_DEADLINE_S = 120
@@ -64,13 +64,12 @@ def free_port() -> int:
 
 
 def wait_for(condition: Callable[[], bool], what: str, proc: subprocess.Popen[str], output: Output) -> None:
-    deadline = time.monotonic() + START_DEADLINE_S
-    while not condition():
+    def launcher_alive_and_condition() -> bool:
         if proc.poll() is not None:
             pytest.fail(f"the launcher exited with {proc.returncode} before {what}:\n{output.tail()}", pytrace=False)
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {what} within {START_DEADLINE_S} s:\n{output.tail()}", pytrace=False)
-        time.sleep(0.2)
+        return condition()
+
+    until(launcher_alive_and_condition, START_DEADLINE_S, f"{what}\n{output.tail()}", interval_s=0.2)
 
 
 def answers(url: str) -> requests.Response | None:

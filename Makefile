@@ -7,7 +7,7 @@ ARGS       ?=
 export PYTHONPATH := $(CURDIR)/src
 
 .DEFAULT_GOAL := help
-.PHONY: help install services up demo models test lint docs clean
+.PHONY: help install services up demo models test bench lint docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ demo: install  ## a few jobs of every type, made offline, against the platform `
 
 test: install services  ## the test suite (pass pytest options as ARGS="...")
 	$(PY) -m pytest $(ARGS)
+
+bench: install services  ## benchmarks next to their baselines (< 10 min), then docs/benchmarks.md (ARGS="--only submit")
+	$(PY) bench/run.py $(ARGS)
 
 models: install  ## YOLO weights (yolov8n.pt) and their ONNX export into models/; needs internet (ARGS="yolov8s.pt")
 	$(PY) -m workers.detection.weights --onnx $(ARGS)

@@ -150,6 +150,30 @@ def run_jobs(url: str, n: int, clients: int, job_type: str, body: bytes, content
     return time.perf_counter() - started
 
 
+def submit_many(url: str, n: int, job_type: str, body: bytes, content_type: str, clients: int = 4) -> list[str]:
+    """n jobs through `POST /v1/jobs/<type>` from `clients` kept-alive connections at once; their ids."""
+    counter, lock, ids = iter(range(n)), threading.Lock(), []
+
+    def client() -> None:
+        http = Http(url)
+        try:
+            while True:
+                with lock:
+                    if next(counter, None) is None:
+                        return
+                status, job = http.call("POST", f"/v1/jobs/{job_type}", body, content_type)
+                assert status == 202, job
+                with lock:
+                    ids.append(str(job["job_id"]))
+        finally:
+            http.close()
+
+    with ThreadPoolExecutor(clients) as pool:
+        for future in [pool.submit(client) for _ in range(clients)]:
+            future.result()
+    return ids
+
+
 def model_ready(stack: Stack, queue: str, timeout_s: float = 300) -> dict[str, Any]:
     """Wait until a model type's pool reports its model loaded (`/ready`); its status."""
     def reported() -> dict[str, Any] | None:
@@ -298,5 +322,5 @@ def percentile(samples: list[float], q: int) -> float:
 
 
 __all__ = ["ROOT", "Http", "Stack", "arguments", "machine", "model_ready", "multipart", "percentile", "platform",
-           "queue_info", "repeats", "row", "run_jobs", "spread", "start_gunicorn", "start_pool", "summary", "until",
-           "wait_consumed", "write_result"]
+           "queue_info", "repeats", "row", "run_jobs", "spread", "start_gunicorn", "start_pool", "submit_many",
+           "summary", "until", "wait_consumed", "write_result"]

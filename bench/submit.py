@@ -6,15 +6,17 @@ publisher confirms on) per second, next to a trivial Flask endpoint on the same 
 No worker consumes the queue (the figure is the API's, not the workers'): the accepted jobs pile up in
 the queue, whose depth is checked against the 202s counted by the load generator, then purged.
 Load comes from wrk when installed (else a Python generator), 16 kept-alive connections, on
-127.0.0.1. The two servers take turns, baseline first, in each repetition.
+127.0.0.1. A third server marks the floor: `bench/lean_app.py`, the least a confirmed submit can do
+(validate, one Redis write, one raw confirmed publish). The servers take turns in each repetition.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
-from harness import arguments, platform, repeats, row, start_gunicorn, write_result
+from harness import Stack, arguments, platform, repeats, row, start_gunicorn, write_result
 from load import Load, post_load
 
 BODY = json.dumps({"text": "The staff were friendly and the food was excellent."}).encode()
@@ -32,10 +34,17 @@ def queue_depth_and_purge(broker_url: str, queue: str) -> int:
     return int(depth)
 
 
-def clear_records(prefix: str) -> None:
+def accepted_per_s(stack: Stack, url: str, queue: str, args: Any, seconds: float) -> tuple[float, Load, int]:
+    """Load one server; its accepted jobs per second, the load, and the jobs queued after the load stopped."""
     from support.services import delete_keys
 
-    delete_keys(f"{prefix}job:")
+    load = post_load(url + PATH, BODY, "application/json", seconds, args.connections, args.tool)
+    depth = queue_depth_and_purge(stack.env["BROKER_URL"], queue)
+    ok = load.answered - load.failed
+    # every 202 is a job in the queue; requests still in flight when the load stops add a few more
+    assert depth >= ok, f"{ok} submits answered 202 but the queue {queue} holds only {depth} jobs"
+    delete_keys(f"{stack.prefix}job:")
+    return load.ok_per_s, load, depth - ok
 
 
 def main() -> None:
@@ -45,36 +54,40 @@ def main() -> None:
     parser.add_argument("--tool", choices=("auto", "wrk", "python"), default="auto")
     args = parser.parse_args()
     seconds = args.seconds or (1.0 if args.size == "small" else 10.0)
-    ours: list[float] = []
-    base: list[float] = []
+    rates: dict[str, list[float]] = {"trivial": [], "platform": [], "lean": []}
     loads: list[Load] = []
+    late: list[int] = []
     with platform({}) as stack:
-        trivial, trivial_url = start_gunicorn(stack.env, "trivial_app:app", f"bench-trivial-{stack.prefix[6:14]}")
+        run = stack.prefix[6:14]
+        trivial, trivial_url = start_gunicorn(stack.env, "trivial_app:app", f"bench-trivial-{run}")
+        lean, lean_url = start_gunicorn(stack.env, "lean_app:app", f"bench-lean-{run}")
         try:
-            def measure(url: str) -> Load:
-                return post_load(url + PATH, BODY, "application/json", seconds, args.connections, args.tool)
-
-            measure(trivial_url), measure(str(stack.url))  # warm up both servers and their connections
+            servers = {"trivial": (trivial_url, ""), "platform": (str(stack.url), "sentiment"),
+                       "lean": (lean_url, "lean")}
+            for url, _ in servers.values():  # warm up every server and its connections
+                post_load(url + PATH, BODY, "application/json", min(2.0, seconds), args.connections, args.tool)
             queue_depth_and_purge(stack.env["BROKER_URL"], "sentiment")
+            queue_depth_and_purge(stack.env["BROKER_URL"], "lean")
             for _ in range(repeats(args)):
-                base.append(measure(trivial_url).ok_per_s)
-                time.sleep(0.5)
-                load = measure(str(stack.url))
-                depth = queue_depth_and_purge(stack.env["BROKER_URL"], "sentiment")
-                ok = load.answered - load.failed
-                # requests still in flight when the load stops may be accepted after it counted
-                assert ok <= depth <= ok + args.connections, f"{ok} submits answered 202; the queue holds {depth}"
-                ours.append(load.ok_per_s)
-                loads.append(load)
-                clear_records(stack.prefix)
+                rates["trivial"].append(post_load(trivial_url + PATH, BODY, "application/json", seconds,
+                                                  args.connections, args.tool).ok_per_s)
+                for name in ("platform", "lean"):
+                    time.sleep(0.5)
+                    rate, load, after = accepted_per_s(stack, *servers[name], args, seconds)
+                    rates[name].append(rate)
+                    loads.append(load)
+                    late.append(after)
         finally:
             trivial.stop()
-    rows = [row("submit throughput", "jobs/s", ours, base, target=(">=", 0.5),
-                platform_label="POST /v1/jobs/sentiment (202, confirmed)",
+            lean.stop()
+    rows = [row("submit throughput", "jobs/s", rates["platform"], rates["trivial"], target=(">=", 0.5),
+                platform_label="POST /v1/jobs/sentiment (202, confirmed)", baseline_label="trivial Flask endpoint"),
+            row("floor: minimal confirmed submit", "jobs/s", rates["lean"], rates["trivial"],
+                platform_label="bench/lean_app.py (validate, 1 HSET, raw confirmed publish)",
                 baseline_label="trivial Flask endpoint")]
     write_result(args, "submit", "Submit throughput", rows, method=__doc__.split("\n\n")[0].replace("\n", " "),
                  extra={"tool": loads[0].tool, "seconds": seconds, "connections": args.connections,
-                        "failed": sum(x.failed for x in loads)})
+                        "failed": sum(x.failed for x in loads), "queued_after_stop": late})
 
 
 if __name__ == "__main__":

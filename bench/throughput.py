@@ -14,60 +14,24 @@ measures the API's side. Each repetition runs the platform, then the baseline.
 from __future__ import annotations
 
 import datetime as dt
-import http.client
 import json
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit
 
-from harness import Stack, arguments, multipart, platform, repeats, row, start_pool, write_result
+from harness import Stack, arguments, multipart, platform, repeats, row, start_pool, submit_many, write_result
 
 from support.media import tone
 
 CLIENTS = 4
 
 
-def in_threads(n: int, clients: int, send: Callable[[Any], str], connect: Callable[[], Any]) -> list[str]:
-    """`send(connection)` n times from `clients` threads, each with its own connection; the ids."""
-    ids: list[str] = []
-    lock = threading.Lock()
-    counter = iter(range(n))
-
-    def client() -> None:
-        conn = connect()
-        while True:
-            with lock:
-                if next(counter, None) is None:
-                    return
-            job_id = send(conn)
-            with lock:
-                ids.append(job_id)
-
-    with ThreadPoolExecutor(clients) as pool:
-        for future in [pool.submit(client) for _ in range(clients)]:
-            future.result()
-    return ids
-
-
-def submit_over_http(url: str, n: int, clients: int = CLIENTS) -> list[str]:
+def submit_over_http(url: str, n: int) -> list[str]:
     """n audio_length jobs of a 0.1 s WAV through `POST /v1/jobs/audio_length`; their ids."""
-    parts = urlsplit(url)
     body, content_type = multipart("audio", "tiny.wav", tone(0.1))
-
-    def send(conn: http.client.HTTPConnection) -> str:
-        conn.request("POST", "/v1/jobs/audio_length", body, {"Content-Type": content_type})
-        response = conn.getresponse()
-        answer = response.read()
-        assert response.status == 202, answer
-        return str(json.loads(answer)["job_id"])
-
-    def connect() -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
-
-    return in_threads(n, clients, send, connect)
+    return submit_many(url, n, "audio_length", body, content_type, CLIENTS)
 
 
 def finish_stamps(keys: list[str], fetch: Callable[[Any, str], object], read: Callable[[bytes], str | None],
@@ -118,7 +82,18 @@ def platform_rate(stack: Stack, n: int, concurrency: int) -> float:
 def baseline_rate(stack: Stack, n: int, concurrency: int) -> float:
     from noop_app import app, noop
 
-    ids = in_threads(n, CLIENTS, lambda _: str(noop.apply_async(args=[{}]).id), lambda: None)
+    counter, lock = iter(range(n)), threading.Lock()
+
+    def send() -> list[str]:
+        sent = []
+        while True:
+            with lock:
+                if next(counter, None) is None:
+                    return sent
+            sent.append(str(noop.apply_async(args=[{}]).id))
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        ids = [i for future in [pool.submit(send) for _ in range(CLIENTS)] for i in future.result()]
     keys = [app.backend.get_key_for_task(i).decode() for i in ids]
 
     def date_done(raw: bytes) -> str | None:

@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import platform as pyplatform
+import socket
 import statistics
 import sys
 import threading
@@ -205,6 +206,32 @@ def wait_consumed(stack: Stack, queue: str, timeout_s: float = 180) -> None:
     until(consuming, timeout_s, f"a worker consuming {queue}", interval_s=0.25)
 
 
+def queue_now(stack: Stack, queue: str) -> tuple[int, int]:
+    """(messages, consumers) of a queue right now (a passive declare: the management API lags up to 5 s)."""
+    from kombu import Connection
+
+    with Connection(stack.env["BROKER_URL"]) as conn:
+        _, messages, consumers = conn.default_channel.queue_declare(queue=queue, passive=True)
+    return int(messages), int(consumers)
+
+
+def consuming(stack: Stack, queue: str, on: bool) -> None:
+    """Resume (`on`) or pause the consumer of `queue` in the pool started for it (Celery's remote control,
+    sent to that pool only), and wait until the broker agrees: jobs pile up while the pool stays warm."""
+    from common.broker import make_celery
+
+    app, node = make_celery(), [f"{stack.procs[queue].name}@{socket.gethostname()}"]
+    try:
+        if on:
+            app.control.add_consumer(queue, reply=True, timeout=5, destination=node)
+        else:
+            app.control.cancel_consumer(queue, reply=True, timeout=5, destination=node)
+    finally:
+        app.close()
+    until(lambda: (queue_now(stack, queue)[1] >= 1) == on, 30, f"the consumer of {queue} {'back' if on else 'paused'}",
+          interval_s=0.1)
+
+
 def queue_info(vhost: str, queue: str) -> dict[str, Any]:
     url = f"{services.MANAGEMENT}queues/{quote(vhost, safe='')}/{quote(queue, safe='')}"
     response = requests.get(url, auth=services.AUTH, timeout=10)
@@ -321,6 +348,6 @@ def percentile(samples: list[float], q: int) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] if len(samples) > 1 else samples[0]
 
 
-__all__ = ["ROOT", "Http", "Stack", "arguments", "machine", "model_ready", "multipart", "percentile", "platform",
-           "queue_info", "repeats", "row", "run_jobs", "spread", "start_gunicorn", "start_pool", "submit_many",
-           "summary", "until", "wait_consumed", "write_result"]
+__all__ = ["ROOT", "Http", "Stack", "arguments", "consuming", "machine", "model_ready", "multipart", "percentile",
+           "platform", "queue_info", "queue_now", "repeats", "row", "run_jobs", "spread", "start_gunicorn",
+           "start_pool", "submit_many", "summary", "until", "wait_consumed", "write_result"]

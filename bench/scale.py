@@ -20,7 +20,7 @@ import time
 
 import psutil
 import requests
-from harness import Stack, arguments, platform, queue_info, submit_many, until, write_result
+from harness import Stack, arguments, consuming, platform, queue_info, queue_now, submit_many, until, write_result
 
 from support import services
 
@@ -72,42 +72,13 @@ def snapshot(stack: Stack, keys: bool = True) -> dict[str, float]:
     }
 
 
-def consumer(stack: Stack, on: bool) -> None:
-    """Pause or resume the pool's consumer of the sentiment queue, and wait until the broker says so."""
-    from common.broker import make_celery
-
-    app = make_celery()
-    try:
-        if on:
-            app.control.add_consumer("sentiment", reply=True, timeout=5)
-        else:
-            app.control.cancel_consumer("sentiment", reply=True, timeout=5)
-    finally:
-        app.close()
-
-    def settled() -> bool:
-        consumers = exact(stack)[1]
-        return consumers >= 1 if on else consumers == 0
-
-    until(settled, 30, f"the pool's consumer {'back' if on else 'paused'}", interval_s=0.2)
-
-
-def exact(stack: Stack) -> tuple[int, int]:
-    """(messages, consumers) of the sentiment queue now (a passive declare; the management API lags)."""
-    from kombu import Connection
-
-    with Connection(stack.env["BROKER_URL"]) as conn:
-        _, messages, consumers = conn.default_channel.queue_declare(queue="sentiment", passive=True)
-    return int(messages), int(consumers)
-
-
 def drain(stack: Stack, ids: list[str]) -> dict[str, float]:
     """Let the pool run every job; the peak of each figure while it does."""
     from common import records
     from common.store import get_redis
 
     peak: dict[str, float] = {}
-    consumer(stack, True)
+    consuming(stack, "sentiment", True)
     r, pending, deadline = get_redis(), list(ids), time.monotonic() + 120 + len(ids) / 20
     while pending:
         for name, value in snapshot(stack, keys=False).items():
@@ -132,11 +103,11 @@ def main() -> None:
     with platform({"sentiment": 2}, SENTIMENT_MODEL="vader") as stack:
         time.sleep(2)  # let the pool's children settle after loading
         phases["idle"] = snapshot(stack)
-        consumer(stack, False)
+        consuming(stack, "sentiment", False)
         started = time.perf_counter()
         ids = submit_many(str(stack.url), n, "sentiment", BODY, "application/json")
         submit_s = time.perf_counter() - started
-        assert exact(stack)[0] == n, exact(stack)
+        assert queue_now(stack, "sentiment")[0] == n, queue_now(stack, "sentiment")
         if args.size == "full":  # the management API's figures lag up to 5 s behind the queue
             until(lambda: snapshot(stack, keys=False)["messages in the queue"] >= n, 30, "the management API "
                   "to count the jobs", interval_s=1.0)

@@ -36,7 +36,7 @@ POOL = 2  # the default SENTIMENT_CONCURRENCY
 CLIENTS = 4
 SIZES = {"small": {"single": 20, "batch": 4, "seconds": 1.0},
          "full": {"single": 400, "batch": 40, "seconds": 3.0}}
-TRANSFORMER_JOBS = {"single": 40, "batch": 4}  # a 256-text job takes 4-6 s of one core here
+TRANSFORMER_JOBS = {"single": 24, "batch": 4}  # a 256-text job takes 4-6 s of one core here
 
 
 def distilbert(folder: Path = ROOT / "run" / "bench-models" / "distilbert-base-random") -> Path:

@@ -1,7 +1,7 @@
 """Submit throughput: `POST /v1/jobs/sentiment` with one short text under gunicorn, jobs accepted (202,
 publisher confirms on) per second, next to a trivial Flask endpoint on the same gunicorn settings.
 
-    .venv/bin/python bench/submit.py [--size small|full] [--repeat 3] [--seconds 10] [--tool auto|wrk|python]
+    .venv/bin/python bench/submit.py [--size small|full] [--repeat 3] [--seconds 6] [--tool auto|wrk|python]
 
 No worker consumes the queue (the figure is the API's, not the workers'): the accepted jobs pile up in
 the queue, whose depth is checked against the 202s counted by the load generator, then purged.
@@ -49,11 +49,11 @@ def accepted_per_s(stack: Stack, url: str, queue: str, args: Any, seconds: float
 
 def main() -> None:
     parser = arguments(__doc__)
-    parser.add_argument("--seconds", type=float, default=None, help="load per measure (default 10; small: 1)")
+    parser.add_argument("--seconds", type=float, default=None, help="load per measure (default 6; small: 1)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--tool", choices=("auto", "wrk", "python"), default="auto")
     args = parser.parse_args()
-    seconds = args.seconds or (1.0 if args.size == "small" else 10.0)
+    seconds = args.seconds or (1.0 if args.size == "small" else 6.0)
     rates: dict[str, list[float]] = {"trivial": [], "platform": [], "lean": []}
     loads: list[Load] = []
     late: list[int] = []
@@ -65,7 +65,7 @@ def main() -> None:
             servers = {"trivial": (trivial_url, ""), "platform": (str(stack.url), "sentiment"),
                        "lean": (lean_url, "lean")}
             for url, _ in servers.values():  # warm up every server and its connections
-                post_load(url + PATH, BODY, "application/json", min(2.0, seconds), args.connections, args.tool)
+                post_load(url + PATH, BODY, "application/json", 1.0, args.connections, args.tool)
             queue_depth_and_purge(stack.env["BROKER_URL"], "sentiment")
             queue_depth_and_purge(stack.env["BROKER_URL"], "lean")
             for _ in range(repeats(args)):

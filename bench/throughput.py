@@ -4,11 +4,11 @@ pool of the same settings (same concurrency, same Celery configuration, same fla
 
     .venv/bin/python bench/throughput.py [--size small|full] [--jobs 2000] [--repeat 3]
 
-Each measure queues its N jobs first (a few HTTP clients, or as many `apply_async` threads), then
-starts its pool, so the figure is the pool's: the rate comes from the jobs' own finish stamps (the
-job record's `finished_at`; the Celery result's `date_done`) once the pool is warm (the first 10 %
-are left out, so start-up and the first imports in each child do not count). The submit figure
-measures the API's side. Each repetition runs the platform, then the baseline.
+Both pools run from the start. Each measure pauses its pool's consumer (Celery's `cancel_consumer`),
+queues its N jobs (4 HTTP clients, or 4 `apply_async` threads), then resumes it, so the figure is the
+pool's: the rate comes from the jobs' own finish stamps (the job record's `finished_at`; the Celery
+result's `date_done`), the first 10 % left out. The submit figure measures the API's side. Each
+repetition runs the platform, then the baseline.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from harness import Stack, arguments, multipart, platform, repeats, row, start_pool, submit_many, write_result
+from harness import Stack, arguments, consuming, multipart, platform, repeats, row, submit_many, write_result
 
 from support.media import tone
 
@@ -61,16 +61,14 @@ def warm_rate(stamps: list[float]) -> float:
     return (len(stamps) - 1 - warm) / (stamps[-1] - stamps[warm])
 
 
-def platform_rate(stack: Stack, n: int, concurrency: int) -> float:
+def platform_rate(stack: Stack, n: int) -> float:
     from common import records
     from common.store import get_redis
 
+    consuming(stack, "audio_length", False)
     keys = [records.job_key(job_id) for job_id in submit_over_http(str(stack.url), n)]
-    pool = start_pool(stack, "audio_length", concurrency)
-    try:
-        stamps = finish_stamps(keys, lambda pipe, key: pipe.hget(key, "finished_at"), bytes.decode, 120 + n / 10)
-    finally:
-        pool.stop()
+    consuming(stack, "audio_length", True)
+    stamps = finish_stamps(keys, lambda pipe, key: pipe.hget(key, "finished_at"), bytes.decode, 120 + n / 10)
     with get_redis().pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.hget(key, "status")
@@ -79,9 +77,10 @@ def platform_rate(stack: Stack, n: int, concurrency: int) -> float:
     return warm_rate(stamps)
 
 
-def baseline_rate(stack: Stack, n: int, concurrency: int) -> float:
+def baseline_rate(stack: Stack, n: int) -> float:
     from noop_app import app, noop
 
+    consuming(stack, "noop", False)
     counter, lock = iter(range(n)), threading.Lock()
 
     def send() -> list[str]:
@@ -101,11 +100,8 @@ def baseline_rate(stack: Stack, n: int, concurrency: int) -> float:
         assert meta["status"] in ("STARTED", "SUCCESS"), meta
         return str(meta["date_done"]) if meta["status"] == "SUCCESS" else None
 
-    pool = start_pool(stack, "noop", concurrency)
-    try:
-        return warm_rate(finish_stamps(keys, lambda pipe, key: pipe.get(key), date_done, 120 + n / 10))
-    finally:
-        pool.stop()
+    consuming(stack, "noop", True)
+    return warm_rate(finish_stamps(keys, lambda pipe, key: pipe.get(key), date_done, 120 + n / 10))
 
 
 def main() -> None:
@@ -116,10 +112,11 @@ def main() -> None:
     n = args.jobs or (60 if args.size == "small" else 2000)
     ours: list[float] = []
     base: list[float] = []
-    with platform({}) as stack:
+    with platform({"audio_length": args.concurrency, "noop": args.concurrency}) as stack:
+        platform_rate(stack, 20), baseline_rate(stack, 20)  # warm up both pools and this process's connections
         for run in range(1, repeats(args) + 1):
-            ours.append(platform_rate(stack, n, args.concurrency))
-            base.append(baseline_rate(stack, n, args.concurrency))
+            ours.append(platform_rate(stack, n))
+            base.append(baseline_rate(stack, n))
             print(f"run {run}: platform {ours[-1]:7.1f} jobs/s   baseline {base[-1]:7.1f} tasks/s", flush=True)
     rows = [row("small-job throughput", "jobs/s", ours, base, target=(">=", 0.8),
                 platform_label=f"audio_length jobs, queued over HTTP, -c {args.concurrency}",

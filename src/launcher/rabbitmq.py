@@ -31,6 +31,7 @@ class PrivateNode:
     password: str
     vhost: str
     consumer_timeout_ms: int
+    host: str = "127.0.0.1"
 
     @property
     def name(self) -> str:
@@ -72,6 +73,10 @@ class PrivateNode:
     def stop(self) -> None:
         self._run("rabbitmqctl", "-n", self.name, "stop")
 
+    def ctl(self, *args: str) -> None:
+        """`rabbitmqctl` on this node (`stop_app`, `start_app`, ...)."""
+        self._run("rabbitmqctl", "-n", self.name, *args)
+
     def _write_files(self) -> None:
         for folder in (self.base, self.base / "mnesia", self.base / "log"):
             folder.mkdir(parents=True, exist_ok=True)
@@ -82,8 +87,8 @@ class PrivateNode:
 
     def _config(self) -> str:
         return "\n".join([
-            f"listeners.tcp.1 = 127.0.0.1:{self.amqp_port}",
-            "management.tcp.ip = 127.0.0.1",
+            f"listeners.tcp.1 = {self.host}:{self.amqp_port}",
+            f"management.tcp.ip = {self.host}",
             f"management.tcp.port = {self.management_port}",
             f"default_user = {self.user}",
             f"default_pass = {self.password}",

@@ -1,0 +1,150 @@
+"""Private RabbitMQ and Redis servers for the tests that stop, cut off or restart their services.
+
+The shared services stay untouched (other tests keep running against them); a private one can also
+listen on an address other than loopback, for workers in other network namespaces.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+import requests
+from kombu import Connection
+
+from launcher.rabbitmq import PrivateNode
+from support.processes import ROOT, Proc, spawn
+from support.wait import until
+
+BASE = ROOT / "run" / "test-services"
+
+
+def free_port(host: str = "127.0.0.1", below: int = 45000) -> int:
+    """A free port under `below`: RabbitMQ's Erlang distribution port is the AMQP port + 20000."""
+    for _ in range(200):
+        port = 20000 + secrets.randbelow(below - 20000)
+        if not _taken(host, port) and not _taken(host, port + 20000):
+            return port
+    raise AssertionError(f"no free port pair found on {host}")
+
+
+def _taken(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+@dataclass
+class PrivateBroker:
+    node: PrivateNode
+
+    @property
+    def url(self) -> str:
+        n = self.node
+        return f"amqp://{n.user}:{n.password}@{n.host}:{n.amqp_port}/{n.vhost}"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://{self.node.user}:{self.node.password}@{self.node.host}:{self.node.management_port}/api/"
+
+    def stop_app(self) -> None:
+        self.node.ctl("stop_app")
+
+    def start_app(self) -> None:
+        self.node.ctl("start_app")
+        until(self.reachable, 60, f"the private RabbitMQ node {self.node.name} to accept connections again")
+
+    def reachable(self) -> bool:
+        try:
+            with Connection(self.url, connect_timeout=2) as conn:
+                conn.ensure_connection(max_retries=1)
+        except Exception:
+            return False
+        return True
+
+
+@contextmanager
+def private_rabbitmq(host: str = "127.0.0.1", vhost: str = "jobs") -> Iterator[PrivateBroker]:
+    """A RabbitMQ node of its own (management plugin on), stopped and deleted on exit."""
+    if shutil.which("rabbitmq-server") is None and not Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists():
+        raise AssertionError("rabbitmq-server is not installed: apt-get install rabbitmq-server")
+    port = free_port(host)
+    node = PrivateNode(base=BASE / f"rabbitmq-{port}", amqp_port=port, management_port=free_port(host),
+                       user="platform", password=secrets.token_hex(8), vhost=vhost,
+                       consumer_timeout_ms=3_600_000, host=host)
+    broker = PrivateBroker(node)
+    node.start()
+    try:
+        until(broker.reachable, 90, f"the private RabbitMQ node {node.name} on {host}:{port} (logs in {node.base})")
+
+        def management() -> bool:
+            try:
+                return requests.get(f"http://{host}:{node.management_port}/api/overview",
+                                    auth=(node.user, node.password), timeout=2).ok
+            except requests.RequestException:
+                return False
+
+        until(management, 60, f"the management API of {node.name}")
+        yield broker
+    finally:
+        try:
+            node.stop()
+        finally:
+            shutil.rmtree(node.base, ignore_errors=True)
+
+
+@dataclass
+class PrivateRedis:
+    host: str
+    port: int
+    proc: Proc | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    def start(self) -> None:
+        folder = BASE / f"redis-{self.port}"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.proc = spawn(f"redis-{self.port}", [shutil.which("redis-server") or "redis-server", "--bind", self.host,
+                                                 "--port", str(self.port), "--save", "", "--appendonly", "yes",
+                                                 "--dir", str(folder)], {})
+        until(self.reachable, 30, f"the private Redis on {self.host}:{self.port}")
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM). Its append-only file keeps the data: `start` brings the same keys back."""
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
+
+    def reachable(self) -> bool:
+        try:
+            with redis.Redis(host=self.host, port=self.port, socket_connect_timeout=1) as r:
+                return bool(r.ping())
+        except redis.RedisError:
+            return False
+
+
+@contextmanager
+def private_redis(host: str = "127.0.0.1") -> Iterator[PrivateRedis]:
+    server = PrivateRedis(host, free_port(host))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(BASE / f"redis-{server.port}", ignore_errors=True)
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -232,6 +232,54 @@ def consuming(stack: Stack, queue: str, on: bool) -> None:
           interval_s=0.1)
 
 
+def finish_stamps(keys: list[str], fetch: Callable[[Any, str], object], read: Callable[[bytes], str | None],
+                  deadline_s: float) -> list[float]:
+    """Wait until every key holds a finish stamp (`fetch` queues its read on a pipeline, `read` turns
+    the answer into an ISO time, or None while the job runs); the stamps in Unix seconds, sorted."""
+    from common.store import get_redis
+
+    r, deadline, pending, stamps = get_redis(), time.monotonic() + deadline_s, list(keys), []
+    while pending:
+        with r.pipeline(transaction=False) as pipe:
+            for key in pending:
+                fetch(pipe, key)
+            values = [read(v) if v is not None else None for v in pipe.execute()]
+        stamps += [dt.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() for v in values if v]
+        pending = [key for key, value in zip(pending, values, strict=True) if value is None]
+        if pending and time.monotonic() > deadline:
+            raise SystemExit(f"{len(pending)} of {len(keys)} jobs not finished within {deadline_s:.0f} s")
+        if pending:
+            time.sleep(0.2)  # the measurement loop: the jobs' own stamps, not this poll, set the figure
+    return sorted(stamps)
+
+
+def warm_rate(stamps: list[float]) -> float:
+    """Jobs finished per second once the pool is warm (the first 10 %, at least 3, left out; fewer when there
+    are only a few jobs, as in the smoke tests)."""
+    warm = min(max(3, len(stamps) // 10), len(stamps) - 2)
+    return (len(stamps) - 1 - warm) / (stamps[-1] - stamps[warm])
+
+
+def drained_rate(stack: Stack, queue: str, submit: Callable[[], list[str]]) -> float:
+    """Jobs per second of the warm pool of `queue` on jobs `submit` queued over HTTP while it was paused: the
+    workers' side of the platform (broker, record, upload, model) without the HTTP clients and the API
+    taking the same cores at the same time. Every job must end SUCCESS."""
+    from common import records
+    from common.store import get_redis
+
+    consuming(stack, queue, False)
+    keys = [records.job_key(job_id) for job_id in submit()]
+    consuming(stack, queue, True)
+    stamps = finish_stamps(keys, lambda pipe, key: pipe.hget(key, "finished_at"), bytes.decode, 120 + len(keys))
+    with get_redis().pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hget(key, "status")
+        statuses = {v.decode() for v in pipe.execute()}
+    if statuses != {"SUCCESS"}:
+        raise SystemExit(f"{queue} jobs ended {sorted(statuses)}, not all SUCCESS")
+    return warm_rate(stamps)
+
+
 def queue_info(vhost: str, queue: str) -> dict[str, Any]:
     url = f"{services.MANAGEMENT}queues/{quote(vhost, safe='')}/{quote(queue, safe='')}"
     response = requests.get(url, auth=services.AUTH, timeout=10)
@@ -348,6 +396,7 @@ def percentile(samples: list[float], q: int) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] if len(samples) > 1 else samples[0]
 
 
-__all__ = ["ROOT", "Http", "Stack", "arguments", "consuming", "machine", "model_ready", "multipart", "percentile",
-           "platform", "queue_info", "queue_now", "repeats", "row", "run_jobs", "spread", "start_gunicorn",
-           "start_pool", "submit_many", "summary", "until", "wait_consumed", "write_result"]
+__all__ = ["ROOT", "Http", "Stack", "arguments", "consuming", "drained_rate", "finish_stamps", "machine",
+           "model_ready", "multipart", "percentile", "platform", "queue_info", "queue_now", "repeats", "row",
+           "run_jobs", "spread", "start_gunicorn", "start_pool", "submit_many", "summary", "until", "wait_consumed",
+           "warm_rate", "write_result"]

@@ -17,6 +17,7 @@ import amqp
 import redis
 from flask import Flask, jsonify, request
 
+from common.broker import CLASSIC_V2
 from common.schemas import SentimentInput
 
 QUEUE = "lean"
@@ -34,7 +35,7 @@ def channel() -> amqp.Channel:
                                confirm_publish=True)
         conn.connect()
         local.channel = conn.channel()
-        local.channel.queue_declare(QUEUE, durable=True, auto_delete=False)
+        local.channel.queue_declare(QUEUE, durable=True, auto_delete=False, arguments=CLASSIC_V2)
     return local.channel
 
 

@@ -2,10 +2,11 @@
 
 from kombu import Queue
 
-from common.broker import JOBS_EXCHANGE, make_celery
+from common.broker import CLASSIC_V2, JOBS_EXCHANGE, make_celery
 
 app = make_celery()
-app.conf.task_queues = [*app.conf.task_queues, Queue("noop", JOBS_EXCHANGE, routing_key="noop", durable=True)]
+app.conf.task_queues = [*app.conf.task_queues, Queue("noop", JOBS_EXCHANGE, routing_key="noop", durable=True,
+                                                           queue_arguments=CLASSIC_V2)]
 
 
 @app.task(name="bench.noop", queue="noop")

@@ -49,13 +49,16 @@ def target(r: dict[str, Any]) -> tuple[str, str]:
     return f"{op} {r['target']['value']}", "yes" if r["met"] else "**no**"
 
 
+def row_name(result: dict[str, Any], r: dict[str, Any]) -> str:
+    return result["title"] if r["name"].lower() == result["title"].lower() else f"{result['title']}: {r['name']}"
+
+
 def summary_rows(result: dict[str, Any]) -> list[str]:
     lines = []
     for r in result["rows"]:
         goal, met = target(r)
         base = f"{spread(r['baseline'])} {r['unit']}" if r["baseline"] else "–"
-        name = result["title"] if r["name"].lower() == result["title"].lower() else f"{result['title']}: {r['name']}"
-        lines.append(f"| {name} | {spread(r['platform'])} {r['unit']} | {base} | {ratio(r)} "
+        lines.append(f"| {row_name(result, r)} | {spread(r['platform'])} {r['unit']} | {base} | {ratio(r)} "
                      f"| {goal} | {met} |")
     if result["figure"] == "scale":
         per_job = result["per_job"]
@@ -110,8 +113,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
         plot_scale(result, path)
         return
     rows = result["rows"]
-    fig, axes = plt.subplots(1, len(rows), figsize=(3.4 * len(rows) + 0.6, 3.6), squeeze=False)
-    for ax, r in zip(axes[0], rows, strict=True):
+    columns = min(4, len(rows))
+    lines = -(-len(rows) // columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(3.4 * columns + 0.6, 3.6 * lines), squeeze=False)
+    for ax in axes.flat[len(rows):]:
+        ax.set_visible(False)
+    for ax, r in zip(axes.flat, rows, strict=False):
         bars = [("baseline", r["baseline"], "#9aa5b1"), ("platform", r["platform"], "#2c7fb8")]
         bars = [b for b in bars if b[1] is not None]
         for i, (_, s, color) in enumerate(bars):
@@ -177,11 +184,34 @@ def render(results: list[dict[str, Any]], doc: Path, img: Path) -> str:
     return "\n".join(lines)
 
 
+def performance_section(results: list[dict[str, Any]], doc: Path, readme: Path) -> str:
+    """The README's "Performance" table: each ratio with its target, and the machine it was measured on."""
+    lines = ["| figure | ratio platform / baseline, median (min–max) | target | met |", "|---|---|---|---|"]
+    for result in results:
+        for r in result["rows"]:
+            if r["ratio"] is None:
+                continue
+            goal, met = target(r)
+            lines.append(f"| {row_name(result, r)} | {ratio(r)} | {goal} | {met} |")
+    return "\n".join([*lines, "", f"Measured on {machine_line(results)} Method, baselines and plots: "
+                      f"[{relative(doc, readme)}]({relative(doc, readme)}).", ""])
+
+
+def update_readme(readme: Path, section: str) -> None:
+    start, end = "<!-- performance -->", "<!-- /performance -->"
+    text = readme.read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme} has no {start} ... {end} markers for the performance table")
+    head, rest = text.split(start, 1)
+    readme.write_text(f"{head}{start}\n{section}{end}{rest.split(end, 1)[1]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--img", type=Path, default=ROOT / "docs" / "img")
+    parser.add_argument("--readme", type=Path, default=None, help="also rewrite this README's performance table")
     args = parser.parse_args()
     found = {p.stem: json.loads(p.read_text()) for p in args.results.glob("*.json")}
     results = [found[name] for name in ORDER if name in found]
@@ -192,6 +222,8 @@ def main() -> None:
         plot(result, args.img / f"bench-{result['figure']}.png")
     args.doc.parent.mkdir(parents=True, exist_ok=True)
     args.doc.write_text(render(results, args.doc, args.img))
+    if args.readme is not None:
+        update_readme(args.readme, performance_section(results, args.doc, args.readme))
     print(f"{args.doc} and {len(results)} plots in {args.img}")
 
 

@@ -43,7 +43,8 @@ def main() -> int:
             failed.append(name)
     if not args.no_report:
         subprocess.check_call([sys.executable, str(ROOT / "bench" / "report.py"), "--results", str(args.out),
-                               "--doc", str(args.doc), "--img", str(args.img)], cwd=ROOT)
+                               "--doc", str(args.doc), "--img", str(args.img), "--readme", str(ROOT / "README.md")],
+                              cwd=ROOT)
     print(f"{len(chosen) - len(failed)} of {len(chosen)} figures in {time.monotonic() - started:.0f} s"
           + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

@@ -13,15 +13,24 @@ repetition runs the platform, then the baseline.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
-from harness import Stack, arguments, consuming, multipart, platform, repeats, row, submit_many, write_result
+from harness import (
+    Stack,
+    arguments,
+    consuming,
+    drained_rate,
+    finish_stamps,
+    multipart,
+    platform,
+    repeats,
+    row,
+    submit_many,
+    warm_rate,
+    write_result,
+)
 
 from support.media import tone
 
@@ -34,47 +43,8 @@ def submit_over_http(url: str, n: int) -> list[str]:
     return submit_many(url, n, "audio_length", body, content_type, CLIENTS)
 
 
-def finish_stamps(keys: list[str], fetch: Callable[[Any, str], object], read: Callable[[bytes], str | None],
-                  deadline_s: float) -> list[float]:
-    """Wait until every key holds a finish stamp (`fetch` queues its read on a pipeline, `read` turns
-    the answer into an ISO time, or None while the job runs); the stamps in Unix seconds, sorted."""
-    from common.store import get_redis
-
-    r, deadline, pending, stamps = get_redis(), time.monotonic() + deadline_s, list(keys), []
-    while pending:
-        with r.pipeline(transaction=False) as pipe:
-            for key in pending:
-                fetch(pipe, key)
-            values = [read(v) if v is not None else None for v in pipe.execute()]
-        stamps += [dt.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() for v in values if v]
-        pending = [key for key, value in zip(pending, values, strict=True) if value is None]
-        if pending and time.monotonic() > deadline:
-            raise SystemExit(f"{len(pending)} of {len(keys)} jobs not finished within {deadline_s:.0f} s")
-        if pending:
-            time.sleep(0.2)  # the measurement loop: the jobs' own stamps, not this poll, set the figure
-    return sorted(stamps)
-
-
-def warm_rate(stamps: list[float]) -> float:
-    """Jobs finished per second once the pool is warm (the first 10 % left out)."""
-    warm = max(5, len(stamps) // 10)
-    return (len(stamps) - 1 - warm) / (stamps[-1] - stamps[warm])
-
-
 def platform_rate(stack: Stack, n: int) -> float:
-    from common import records
-    from common.store import get_redis
-
-    consuming(stack, "audio_length", False)
-    keys = [records.job_key(job_id) for job_id in submit_over_http(str(stack.url), n)]
-    consuming(stack, "audio_length", True)
-    stamps = finish_stamps(keys, lambda pipe, key: pipe.hget(key, "finished_at"), bytes.decode, 120 + n / 10)
-    with get_redis().pipeline(transaction=False) as pipe:
-        for key in keys:
-            pipe.hget(key, "status")
-        statuses = set(pipe.execute())
-    assert statuses == {b"SUCCESS"}, statuses
-    return warm_rate(stamps)
+    return drained_rate(stack, "audio_length", lambda: submit_over_http(str(stack.url), n))
 
 
 def baseline_rate(stack: Stack, n: int) -> float:

@@ -38,10 +38,15 @@ def test_the_report_renders_a_page_and_a_plot_per_figure(tmp_path: Path) -> None
     results.mkdir()
     for figure in ("submit", "latency", "scale"):
         (results / f"{figure}.json").write_text(json.dumps(_result(figure)))
-    doc, img = tmp_path / "docs" / "benchmarks.md", tmp_path / "docs" / "img"
-    subprocess.run([sys.executable, "bench/report.py", "--results", str(results), "--doc", str(doc), "--img", str(img)],
-                   cwd=ROOT, check=True, capture_output=True, timeout=120)
+    doc, img, readme = tmp_path / "docs" / "benchmarks.md", tmp_path / "docs" / "img", tmp_path / "README.md"
+    readme.write_text("# x\n\n## Performance\n\n<!-- performance -->\nold\n<!-- /performance -->\n\n## Next\n")
+    subprocess.run([sys.executable, "bench/report.py", "--results", str(results), "--doc", str(doc), "--img", str(img),
+                    "--readme", str(readme)], cwd=ROOT, check=True, capture_output=True, timeout=120)
     page = doc.read_text()
+    performance = readme.read_text()
+    assert "old" not in performance and performance.endswith("<!-- /performance -->\n\n## Next\n")
+    assert "| Submit throughput | **0.15** (0.10–0.20) | ≥ 0.5 | **no** |" in performance
+    assert "[docs/benchmarks.md](docs/benchmarks.md)" in performance
     for figure in ("submit", "latency", "scale"):
         assert (img / f"bench-{figure}.png").read_bytes().startswith(b"\x89PNG")
         assert f"img/bench-{figure}.png" in page

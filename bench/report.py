@@ -84,10 +84,23 @@ def figure_section(result: dict[str, Any], img: Path, doc: Path) -> list[str]:
             goal, met = target(r)
             lines.append(f"| {r['name']} ({r['unit']}) | {r['platform_label']} | {r['baseline_label']} | {runs} | "
                          f"{ratio(r)} | {goal}{'' if met == '–' else f': {met}'} |")
+    if result.get("cpu_us_per_request"):
+        lines += cpu_table(result["cpu_us_per_request"])
     picture = img / f"bench-{result['figure']}.png"
     lines += ["", f"![{result['title']}]({relative(picture, doc)})", "",
               f"<sub>{result['size']} size, {result['repeat']} repetition(s), measured {result['at']}, load average "
               f"{', '.join(f'{x:.1f}' for x in result['machine']['load_avg'])} when it ended.</sub>", ""]
+    return lines
+
+
+def cpu_table(cpu: dict[str, dict[str, float]]) -> list[str]:
+    """CPU per request by process, medians of the runs (from `bench/submit.py`'s meter)."""
+    names = list(next(iter(cpu.values())))
+    lines = ["", "CPU time per request, median of the runs (µs):", "",
+             "| server | " + " | ".join(names) + " | total |", "|---" * (len(names) + 2) + "|"]
+    for server, figures in cpu.items():
+        lines.append(f"| {server} | " + " | ".join(f"{figures[n]:,.0f}" for n in names)
+                     + f" | {sum(figures.values()):,.0f} |")
     return lines
 
 

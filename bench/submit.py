@@ -12,10 +12,13 @@ Load comes from wrk when installed (else a Python generator), 16 kept-alive conn
 
 from __future__ import annotations
 
+import contextlib
 import json
+import statistics
 import time
 from typing import Any
 
+import psutil
 from harness import Stack, arguments, platform, repeats, row, start_gunicorn, write_result
 from load import Load, post_load
 
@@ -47,6 +50,39 @@ def accepted_per_s(stack: Stack, url: str, queue: str, args: Any, seconds: float
     return load.ok_per_s, load, depth - ok
 
 
+class CpuMeter:
+    """CPU seconds spent during one load by the server (gunicorn and its workers), RabbitMQ and Redis:
+    per request, it says where a submit's cost goes, and it is steadier than a rate on a shared machine."""
+
+    def __init__(self, server_pid: int) -> None:
+        server = psutil.Process(server_pid)
+        self.groups = {"server": [server, *server.children(recursive=True)],
+                       "rabbitmq": [p for p in psutil.process_iter(["name"]) if p.info["name"] == "beam.smp"],
+                       "redis": [p for p in psutil.process_iter(["name"]) if p.info["name"] == "redis-server"]}
+        self.before = self._now()
+
+    def _now(self) -> dict[str, float]:
+        totals = {}
+        for name, procs in self.groups.items():
+            totals[name] = 0.0
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    totals[name] += sum(proc.cpu_times()[:2])
+        return totals
+
+    def per_request_us(self, requests: int) -> dict[str, float]:
+        after = self._now()
+        return {name: 1e6 * (after[name] - self.before[name]) / max(1, requests) for name in after}
+
+
+def median_cpu(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {name: statistics.median(run[name] for run in runs) for name in runs[0]} if runs else {}
+
+
+def median_cpu_table(cpu: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
+    return {name: median_cpu(runs) for name, runs in cpu.items()}
+
+
 def main() -> None:
     parser = arguments(__doc__)
     parser.add_argument("--seconds", type=float, default=None, help="load per measure (default 6; small: 1)")
@@ -55,6 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     seconds = args.seconds or (1.0 if args.size == "small" else 6.0)
     rates: dict[str, list[float]] = {"trivial": [], "platform": [], "lean": []}
+    cpu: dict[str, list[dict[str, float]]] = {"trivial": [], "platform": [], "lean": []}
     loads: list[Load] = []
     late: list[int] = []
     with platform({}) as stack:
@@ -68,12 +105,17 @@ def main() -> None:
                 post_load(url + PATH, BODY, "application/json", 1.0, args.connections, args.tool)
             queue_depth_and_purge(stack.env["BROKER_URL"], "sentiment")
             queue_depth_and_purge(stack.env["BROKER_URL"], "lean")
+            pids = {"trivial": trivial.pid, "platform": stack.procs["api"].pid, "lean": lean.pid}
             for _ in range(repeats(args)):
-                rates["trivial"].append(post_load(trivial_url + PATH, BODY, "application/json", seconds,
-                                                  args.connections, args.tool).ok_per_s)
+                meter = CpuMeter(pids["trivial"])
+                load = post_load(trivial_url + PATH, BODY, "application/json", seconds, args.connections, args.tool)
+                rates["trivial"].append(load.ok_per_s)
+                cpu["trivial"].append(meter.per_request_us(load.answered))
                 for name in ("platform", "lean"):
                     time.sleep(0.5)
+                    meter = CpuMeter(pids[name])
                     rate, load, after = accepted_per_s(stack, *servers[name], args, seconds)
+                    cpu[name].append(meter.per_request_us(load.answered))
                     rates[name].append(rate)
                     loads.append(load)
                     late.append(after)
@@ -87,7 +129,10 @@ def main() -> None:
                 baseline_label="trivial Flask endpoint")]
     write_result(args, "submit", "Submit throughput", rows, method=__doc__.split("\n\n")[0].replace("\n", " "),
                  extra={"tool": loads[0].tool, "seconds": seconds, "connections": args.connections,
-                        "failed": sum(x.failed for x in loads), "queued_after_stop": late})
+                        "failed": sum(x.failed for x in loads), "queued_after_stop": late,
+                        "cpu_us_per_request": median_cpu_table(cpu)})
+    for name, figures in median_cpu_table(cpu).items():
+        print(f"  CPU per request, {name:<9} " + "   ".join(f"{k} {v:,.0f} µs" for k, v in figures.items()))
 
 
 if __name__ == "__main__":

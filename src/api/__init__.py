@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 import redis
+from amqp.exceptions import ChannelError
 from flask import Response, jsonify
 from flask_openapi3 import Info, OpenAPI
 from kombu.exceptions import OperationalError
@@ -16,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from api import access, jobs, meta, metrics, queues
 from api.inputs import describe_validation_error
+from api.submit import broker_refused
 from common import logs
 from common.broker import make_celery
 from common.errors import PlatformError, Unauthorized, Unavailable
@@ -72,6 +74,8 @@ def _error_response(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         code = "rate_limited" if exc.code == 429 else (exc.name or "error").lower().replace(" ", "_")
         return error_json(exc.code or 500, code, exc.description or exc.name)
+    if isinstance(exc, ChannelError):
+        return _error_response(broker_refused(exc))
     if isinstance(exc, OperationalError):
         return error_json(503, "broker_unavailable", "The message broker is unavailable; retry shortly.",
                           {"Retry-After": "5"})

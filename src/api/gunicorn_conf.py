@@ -5,6 +5,7 @@ Metrics: every worker process writes its counters to files in `PROMETHEUS_MULTIP
 start, a dead worker's files merged), so `/metrics` answers the same whichever worker serves it.
 """
 
+import os
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from common.settings import get_settings
 
 _settings = get_settings()
 _metrics_dir = _settings.run_dir / "metrics" / f"api-{_settings.api_port}"
+# prometheus_client picks its multiprocess storage from this variable when it is first imported, and the
+# master imports it here, before forking: a lazy import in `child_exit` could be re-entered by a second
+# worker's exit mid-import (AttributeError: partially initialized module).
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
+from prometheus_client import multiprocess  # noqa: E402
 
 bind = f"{_settings.api_host}:{_settings.api_port}"
 workers = _settings.api_workers
@@ -31,6 +37,4 @@ def on_starting(server: object) -> None:
 
 
 def child_exit(server: object, worker: object) -> None:
-    from prometheus_client import multiprocess
-
     multiprocess.mark_process_dead(worker.pid, str(_metrics_dir))  # type: ignore[attr-defined]

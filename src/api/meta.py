@@ -51,7 +51,7 @@ def describe(job_type: JobType) -> dict[str, Any]:
         upload = job_type.upload
         inputs["multipart"] = {"field": upload.field, "accepts": upload.kinds,
                                "options": upload.options_model.model_json_schema() if upload.options_model else None}
-    limits: dict[str, Any] = {"time_limit_s": job_type.time_limit_s}
+    limits: dict[str, Any] = {"time_limit_s": job_type.soft_time_limit_s(settings)}
     if job_type.upload is not None:
         limits["max_bytes"] = job_type.upload.max_bytes(settings)
     return {"type": job_type.name, "queue": job_type.queue, "task": job_type.task_name,

@@ -5,7 +5,8 @@ vhost with ready, unacked, consumers and the publish time of its oldest ready me
 each job message with an AMQP `timestamp`). The answer is cached for at most `CACHE_S` per process.
 RabbitMQ refreshes these figures every 5 s, so they lag by up to that much. When the management API
 is down, a declare of each job queue (the same idempotent declare the workers make) still gives
-ready and consumers; unacked and age are then null.
+ready and consumers; unacked and age are then null. Each job queue is followed, after all of them, by
+the dead-letter queues `<type>.dead`, where the workers park poison jobs (`workers.request`).
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import requests
 from celery import Celery, signals
 from flask import current_app, jsonify
 from flask_openapi3 import APIBlueprint, Tag
+from kombu import Queue
 from kombu.exceptions import OperationalError
 from kombu.utils.url import parse_url
 from pydantic import BaseModel, Field
 
-from common.broker import job_queues
-from common.catalog import CATALOG
+from common.broker import dead_letter_queues, job_queues
 from common.errors import Unavailable
 from common.schemas import ErrorBody
 from common.settings import Settings
@@ -56,7 +57,8 @@ class Snapshot:
 
 
 class QueueView(BaseModel):
-    name: str = Field(description="The queue, named after its job type.")
+    name: str = Field(description="The queue: a job type's name, or `<type>.dead`, its dead-letter queue (poison "
+                                   "jobs parked after `MAX_DELIVERIES` deliveries; nothing consumes it).")
     ready: int | None = Field(description="Messages waiting for a worker (null: not yet counted by the broker).")
     unacked: int | None = Field(description="Messages delivered to a worker and running (null: unknown).")
     consumers: int | None = Field(description="Worker pools consuming the queue (one per Celery worker).")
@@ -71,20 +73,24 @@ class QueuesView(BaseModel):
     queues: list[QueueView]
 
 
-def declare_all(celery: Celery) -> dict[str, QueueFigures]:
-    """Declare every job queue (idempotent: same durable arguments) and read its figures."""
+def all_queues() -> list[Queue]:
+    return [*job_queues(), *dead_letter_queues()]
+
+
+def declare_all(celery: Celery, queues: list[Queue] | None = None) -> dict[str, QueueFigures]:
+    """Declare every job queue, or `queues` (idempotent: same durable arguments), and read its figures."""
     figures = {}
     with celery.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
         channel = conn.default_channel
-        for queue in job_queues():
+        for queue in job_queues() if queues is None else queues:
             _, ready, consumers = queue(channel).queue_declare()
             figures[queue.name] = QueueFigures(ready=ready, consumers=consumers)
     return figures
 
 
 def from_management(settings: Settings, now: float) -> dict[str, QueueFigures]:
-    """Every job queue's figures in one call; raises `requests.RequestException` when it cannot."""
+    """Every job and dead-letter queue's figures in one call; raises `requests.RequestException` when it cannot."""
     parts = urlsplit(settings.rabbitmq_management_url)
     base = parts._replace(netloc=f"{parts.hostname}:{parts.port or 15672}").geturl().rstrip("/")
     vhost = parse_url(settings.broker_url)["virtual_host"] or "/"
@@ -92,7 +98,7 @@ def from_management(settings: Settings, now: float) -> dict[str, QueueFigures]:
                             auth=(parts.username or "guest", parts.password or "guest"), timeout=MANAGEMENT_TIMEOUT_S)
     response.raise_for_status()
     listed = {q["name"]: q for q in response.json()}
-    return {t.queue: _figures(listed.get(t.queue, ABSENT), now) for t in CATALOG}
+    return {q.name: _figures(listed.get(q.name, ABSENT), now) for q in all_queues()}
 
 
 def _figures(q: dict[str, Any], now: float) -> QueueFigures:
@@ -126,7 +132,7 @@ class QueueReader:
         except (requests.RequestException, ValueError):
             pass
         try:
-            return Snapshot("declare", now, declare_all(self.celery))
+            return Snapshot("declare", now, declare_all(self.celery, all_queues()))
         except OperationalError as exc:
             raise Unavailable(f"Neither RabbitMQ's management API nor the broker answers: {exc}",
                               code="broker_unavailable") from None
@@ -145,12 +151,13 @@ def _stamp_publish_time(properties: dict[str, Any] | None = None, **_: Any) -> N
 
 @api.get("/v1/queues", responses={200: QueuesView, 503: ErrorBody})
 def list_queues() -> Any:
-    """Each job type's queue: ready, unacked, consumers, oldest ready message's age
-    From RabbitMQ's management API (figures lag up to 5 s, cached 1 s); from queue declares when it is down."""
+    """Each job type's queue and dead-letter queue: ready, unacked, consumers, oldest ready message's age
+    From RabbitMQ's management API (figures lag up to 5 s, cached 1 s); from queue declares when it is down.
+    The dead-letter queues `<type>.dead` follow the job queues."""
     snapshot = reader().read()
     queues = [QueueView(name=name, **vars(f)) for name, f in snapshot.queues.items()]
     body = QueuesView(source=snapshot.source, as_of=round(snapshot.taken_at, 3), queues=queues)
     return jsonify(body.model_dump(mode="json"))
 
 
-__all__ = ["QueueFigures", "QueueReader", "Snapshot", "api", "declare_all", "from_management", "reader"]
+__all__ = ["QueueFigures", "QueueReader", "Snapshot", "all_queues", "api", "declare_all", "from_management", "reader"]

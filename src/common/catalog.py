@@ -16,6 +16,9 @@ from common import media
 from common.schemas import DetectionOptions, ScrapeInput, SentimentInput, UrlInput
 from common.settings import Settings
 
+MAX_TIME_LIMIT_S = 25 * 60
+HARD_LIMIT_GRACE_S = 15  # after the soft limit, for the job to clean up
+
 
 @dataclass(frozen=True)
 class Upload:
@@ -48,6 +51,17 @@ class JobType:
     @property
     def task_module(self) -> str:
         return f"workers.{self.name}.task"
+
+    def soft_time_limit_s(self, settings: Settings) -> int:
+        """`<TYPE>_TIME_LIMIT_S` when set, else the catalog's; the hard limit is 15 s later."""
+        limit = int(getattr(settings, f"{self.name}_time_limit_s", 0)) or self.time_limit_s
+        if not 0 < limit < MAX_TIME_LIMIT_S:
+            raise ValueError(f"{self.name.upper()}_TIME_LIMIT_S={limit}: a time limit must be positive and stay "
+                             f"under {MAX_TIME_LIMIT_S} s, well under RabbitMQ's 30 min consumer_timeout")
+        return limit
+
+    def hard_time_limit_s(self, settings: Settings) -> int:
+        return self.soft_time_limit_s(settings) + HARD_LIMIT_GRACE_S
 
 
 CATALOG: tuple[JobType, ...] = (
@@ -94,7 +108,7 @@ def _check(catalog: tuple[JobType, ...]) -> None:
     for t in catalog:
         if not t.name.isidentifier() or t.name != t.name.lower():
             raise RuntimeError(f"job type {t.name!r} must be a lower-case identifier")
-        if t.time_limit_s >= 25 * 60:
+        if t.time_limit_s >= MAX_TIME_LIMIT_S:
             raise RuntimeError(f"{t.name}: time limit must stay well under RabbitMQ's 30 min consumer_timeout")
 
 

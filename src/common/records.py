@@ -134,12 +134,15 @@ local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'status', 'STARTED', 'started_at', ARGV[1], 'progress', 0, 'worker', ARGV[2])
 return attempts
 """
-# `_FINISH` also drops the upload and tells waiting long-polls, so a job ends in one round trip.
+# `_FINISH` also drops the upload and tells waiting long-polls, so a job ends in one round trip. Given an
+# attempt number (ARGV[4]), it writes only if no later attempt has started: a worker cut off mid-job, whose
+# job was meanwhile delivered to another, must not decide how the job ends (nor drop the upload it reads).
 _FINISH = """
-redis.call('DEL', KEYS[2])
 local status = redis.call('HGET', KEYS[1], 'status')
+if status and ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[4] then return 0 end
+redis.call('DEL', KEYS[2])
 if not status or status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
@@ -158,8 +161,9 @@ def set_progress(r: redis.Redis, job_id: str, percent: int) -> None:
 
 
 def finish(r: redis.Redis, job_id: str, status: JobStatus, *, result: Any = None,
-           error: dict[str, str] | None = None) -> bool:
-    """Move a job to a final state once; return False if it was already final or is gone."""
+           error: dict[str, str] | None = None, attempt: int | None = None) -> bool:
+    """Move a job to a final state once; return False if it was already final or is gone, or, given the
+    `attempt` (what `mark_started` returned) of the run that ends, if a later attempt has started."""
     fields: dict[str, Any] = {"status": status.value, "finished_at": now()}
     if status is JobStatus.SUCCESS:
         fields.update(progress=100, result=json.dumps(result))
@@ -167,7 +171,7 @@ def finish(r: redis.Redis, job_id: str, status: JobStatus, *, result: Any = None
         fields["error"] = json.dumps(error)
     flat = [item for pair in fields.items() for item in pair]
     return bool(r.eval(_FINISH, 2, job_key(job_id), blob_key(job_id), get_settings().result_ttl_s,  # type: ignore[arg-type]
-                       done_channel(job_id), status.value, *flat))
+                       done_channel(job_id), status.value, "" if attempt is None else str(attempt), *flat))
 
 
 def wait_final(r: redis.Redis, job_id: str, timeout_s: float) -> dict[str, Any] | None:

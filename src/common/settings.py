@@ -20,6 +20,7 @@ class Settings:
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     redis_url: str = "redis://127.0.0.1:6379/0"
     rabbitmq_management_url: str = "http://guest:guest@127.0.0.1:15672/api/"
+    broker_heartbeat_s: int = 10
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = 2
@@ -32,6 +33,7 @@ class Settings:
     result_ttl_s: int = HOURS_48
     blob_ttl_s: int = HOURS_48
     key_prefix: str = ""
+    store_retry_s: int = 300
     max_wait_s: int = 30
     fetch_connect_timeout_s: float = 5.0
     fetch_read_timeout_s: float = 20.0
@@ -41,10 +43,16 @@ class Settings:
     rate_limit: str = ""
     euromillions_base_url: str = "https://www.euro-millions.com/results/"
     audio_max_bytes: int = 50 * 1024 * 1024
+    audio_max_seconds: float = 3600.0
     audio_length_concurrency: int = 2
     scrape_concurrency: int = 4
     sentiment_concurrency: int = 2
     detection_concurrency: int = 1
+    max_deliveries: int = 3
+    sentiment_time_limit_s: int = 0
+    detection_time_limit_s: int = 0
+    audio_length_time_limit_s: int = 0
+    scrape_time_limit_s: int = 0
     sentiment_max_texts: int = 256
     sentiment_max_chars: int = 10_000
     image_max_bytes: int = 10 * 1024 * 1024

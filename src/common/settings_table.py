@@ -19,6 +19,8 @@ DESCRIPTIONS: dict[str, str] = {
     "broker_url": "RabbitMQ URL (AMQP) the API publishes to and workers consume from",
     "redis_url": "Redis URL of job records, uploads, results and rate limits",
     "rabbitmq_management_url": "RabbitMQ management API (queue figures for `/v1/queues`, `/metrics` and Flower)",
+    "broker_heartbeat_s": "AMQP heartbeat of each worker's broker connection; a worker cut off silently loses its "
+                          "running job to another after 2–3× this (0: off, handover only by TCP)",
     "api_host": "address the API (gunicorn) listens on; on loopback, `make up` lets jobs fetch local URLs",
     "api_port": "port of the API",
     "api_workers": "gunicorn worker processes",
@@ -32,6 +34,8 @@ DESCRIPTIONS: dict[str, str] = {
     "blob_ttl_s": "seconds an upload is kept at most (deleted when its job ends; a detection image stays with its "
                   "record for `annotated.png`)",
     "key_prefix": "prefix of every Redis key the platform writes (several platforms on one Redis)",
+    "store_retry_s": "seconds a worker retries a job's record write while Redis is unreachable (at most until the "
+                     "job's soft time limit); then its message is requeued, not acknowledged",
     "max_wait_s": "longest `GET /v1/jobs/<id>?wait=` a client may ask for, in seconds",
     "fetch_connect_timeout_s": "connect timeout of every URL a job fetches",
     "fetch_read_timeout_s": "read timeout of every URL a job fetches",
@@ -41,10 +45,18 @@ DESCRIPTIONS: dict[str, str] = {
     "rate_limit": "requests per API key on `/v1`, e.g. `100/second`; empty: no limit",
     "euromillions_base_url": "results page of the `euromillions` scrape preset (the date is appended as DD-MM-YYYY)",
     "audio_max_bytes": "largest audio upload or download",
+    "audio_max_seconds": "longest audio a job measures, in seconds (read from the header, before decoding)",
     "audio_length_concurrency": "processes of the audio_length worker pool",
     "scrape_concurrency": "processes of the scrape worker pool",
     "sentiment_concurrency": "processes of the sentiment worker pool",
     "detection_concurrency": "processes of the detection worker pool",
+    "max_deliveries": "deliveries of a job whose worker process dies each time before it is failed (`poison_job`) "
+                      "and parked in its type's dead-letter queue `<type>.dead`",
+    "sentiment_time_limit_s": "soft time limit of a sentiment job in seconds (hard limit 15 s later); 0: the "
+                              "catalog's (120)",
+    "detection_time_limit_s": "soft time limit of a detection job in seconds; 0: the catalog's (120)",
+    "audio_length_time_limit_s": "soft time limit of an audio_length job in seconds; 0: the catalog's (120)",
+    "scrape_time_limit_s": "soft time limit of a scrape job in seconds; 0: the catalog's (60)",
     "sentiment_max_texts": "most texts in one sentiment job",
     "sentiment_max_chars": "most characters in one text",
     "image_max_bytes": "largest image upload",

@@ -7,19 +7,22 @@ import os
 import resource
 import socket
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 from celery import Task
-from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded, TimeLimitExceeded
 
-from common import jobstats, records
+from common import jobstats, records, store
 from common.errors import InputError, PlatformError
 from common.records import JobStatus
 from common.settings import get_settings
 from common.store import get_redis
+from workers.request import hard_limit_error, poison_error
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class JobTask(Task):
@@ -29,10 +32,12 @@ class JobTask(Task):
     job_type = ""
     throws = (InputError,)
     ignore_result = True  # the job record holds state and result; Celery's result backend is not written
+    Request = "workers.request:JobRequest"  # bounded deliveries and hard time limits, in the main process
     processes = 1  # the pool's concurrency, set by `celery_app` in the parent before it forks
     _model: Any = None
     _model_error: str | None = None
     _started: float = 0.0
+    _attempt: int | None = None  # this process's current attempt at its job (`records.mark_started`)
 
     # --- the model, loaded once per process ---
     def load_model(self) -> Any:
@@ -79,32 +84,83 @@ class JobTask(Task):
 
     # --- helpers for task bodies ---
     def upload(self) -> bytes:
-        data = get_redis().get(records.blob_key(self.request.id))
+        data = self._store("read the upload", lambda: get_redis().get(records.blob_key(self.request.id)))
         if data is None:
             raise InputError("The uploaded file is no longer stored (it expired or the job was cancelled).")
         return data
 
     def progress(self, percent: int) -> None:
-        records.set_progress(get_redis(), self.request.id, percent)
+        """Best effort: while Redis is unreachable the job goes on without it (its final write, retried,
+        sets progress 100), rather than waiting on a figure nobody can read meanwhile."""
+        try:
+            records.set_progress(get_redis(), self.request.id, percent)
+        except store.UNREACHABLE as exc:
+            log.warning("job %s: progress %d%% not stored: %s", self.request.id, percent, exc)
 
     # --- record transitions ---
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
-        attempts = records.mark_started(get_redis(), task_id, f"{socket.gethostname()}:{os.getpid()}")
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        attempts = self._store("mark it started", lambda: records.mark_started(get_redis(), task_id, worker))
         if attempts == records.NOT_FOUND:
             log.warning("job %s has no record (expired or never accepted); dropped", task_id)
             raise Ignore()
         if attempts == records.ALREADY_FINAL:
             log.info("job %s already ended (cancelled or done); not run again", task_id)
             raise Ignore()
-        self._started = time.monotonic()
+        self._started, self._attempt = time.monotonic(), attempts
+        if attempts > get_settings().max_deliveries:
+            self._park(task_id, attempts)
+
+    def _park(self, task_id: str, attempts: int) -> None:
+        """A delivery past `MAX_DELIVERIES`: the whole worker died each time, so no main process could
+        decide (`workers.request`). Fail the job and dead-letter its message without running it."""
+        error = poison_error(self.job_type, attempts)
+        self._finish(task_id, JobStatus.FAILURE, error=error)
+        log.error("job %s: %s", task_id, error["message"])
+        raise Reject(error["message"], requeue=False)
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
-        records.finish(get_redis(), task_id, JobStatus.SUCCESS, result=retval)
-        self._count(JobStatus.SUCCESS)
+        self._finish(task_id, JobStatus.SUCCESS, result=retval)
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        records.finish(get_redis(), task_id, JobStatus.FAILURE, error=classify(exc))
-        self._count(JobStatus.FAILURE)
+        if isinstance(exc, store.UNREACHABLE) and not self.request.called_directly:
+            # The store failed, not the job (an upload read past its retries): run it again later.
+            raise Reject(f"Redis unreachable ({exc}); the message is requeued, not acked", requeue=True) from None
+        # Past the soft time limit the hard one kills the child 15 s later: retry for less than that.
+        budget_s = 10.0 if isinstance(exc, SoftTimeLimitExceeded) else None
+        try:
+            self._finish(task_id, JobStatus.FAILURE, budget_s, error=classify(exc))
+        except store.UNREACHABLE as unreachable:  # only in the main process (the child raises Reject)
+            log.error("job %s: FAILURE not stored, Redis unreachable: %s", task_id, unreachable)
+
+    def _finish(self, task_id: str, status: JobStatus, budget_s: float | None = None, **outcome: Any) -> None:
+        """Store this attempt's end (unless the job already ended or a later attempt started) and count it."""
+        attempt = self._attempt
+
+        def write() -> bool:
+            return records.finish(get_redis(), task_id, status, attempt=attempt, **outcome)
+
+        if self._store(f"store its {status.value}", write, budget_s):
+            self._count(status)
+        else:
+            log.info("job %s: attempt %s ended %s, not stored: the job had already ended or a later attempt "
+                     "started", task_id, attempt, status.value)
+
+    def _store(self, what: str, write: Callable[[], T], budget_s: float | None = None) -> T:
+        """A record write that outlasts a Redis outage. In the pool child it is retried (`store.retrying`)
+        until `STORE_RETRY_S` or the job's soft time limit runs out; then `Reject(requeue=True)` makes the
+        worker requeue the message instead of acking it (Celery lets `Reject` out of `before_start`,
+        `on_success` and `on_failure`, and acks only after they return), so the job runs again later.
+        In the worker's main process (`on_failure` after a hard time limit; `called_directly`) one try:
+        blocking there would stall every job of the worker."""
+        if self.request.called_directly:
+            return write()
+        try:
+            return store.retrying(write, what, budget_s)
+        except (*store.UNREACHABLE, SoftTimeLimitExceeded) as exc:
+            reason = f"could not {what} ({type(exc).__name__}: {exc}); the message is requeued, not acked"
+            log.warning("%s", reason)
+            raise Reject(reason, requeue=True) from None  # the reason says it all; Celery logs no chain
 
     def _count(self, status: JobStatus) -> None:
         """The run time and final state, for `/metrics` (one pipelined Redis round trip)."""
@@ -118,4 +174,6 @@ def classify(exc: BaseException) -> dict[str, str]:
         return exc.to_dict()
     if isinstance(exc, SoftTimeLimitExceeded):
         return {"code": "time_limit_exceeded", "message": "The job ran past its time limit and was stopped."}
+    if isinstance(exc, TimeLimitExceeded):  # the hard limit, reported in the main process
+        return hard_limit_error(exc.args[0] if exc.args else None)
     return {"code": "internal_error", "message": f"The worker failed: {type(exc).__name__}: {exc}"}

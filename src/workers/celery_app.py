@@ -15,13 +15,16 @@ from common.broker import make_celery
 from common.catalog import BY_NAME, CATALOG
 from common.settings import get_settings
 from workers.base import JobTask
+from workers.request import DeclareDeadLetterQueues
 
 app = make_celery(include=tuple(t.task_module for t in CATALOG))
+app.steps["consumer"].add(DeclareDeadLetterQueues)
 _consumed: set[str] = set()
 
 
 def job_task(name: str, base: type[JobTask] = JobTask) -> Any:
-    """The decorator of a job type's task: name, queue and time limits come from the catalog.
+    """The decorator of a job type's task: name, queue and time limits come from the catalog (a time limit
+    from `<TYPE>_TIME_LIMIT_S` when set).
     A type with a model passes `base`, a `JobTask` subclass whose `load_model` loads it."""
     job_type = BY_NAME[name]
     return app.task(
@@ -29,8 +32,8 @@ def job_task(name: str, base: type[JobTask] = JobTask) -> Any:
         bind=True,
         name=job_type.task_name,
         queue=job_type.queue,
-        soft_time_limit=job_type.time_limit_s,
-        time_limit=job_type.time_limit_s + 15,
+        soft_time_limit=job_type.soft_time_limit_s(get_settings()),
+        time_limit=job_type.hard_time_limit_s(get_settings()),
         job_type=name,
     )
 

@@ -34,7 +34,7 @@ def test_v1_queues_shows_waiting_jobs_consumers_and_age(ops: OpsPlatform) -> Non
 
     body = until(shown, 30, f"{before + 3} ready jobs on {HELD} (figures lag up to 5 s)", interval_s=0.5)
     assert body["source"] == "management"
-    assert [q["name"] for q in body["queues"]] == [t.queue for t in CATALOG]
+    assert [q["name"] for q in body["queues"]] == [t.queue for t in CATALOG] + [f"{t.queue}.dead" for t in CATALOG]
     figures = by_name(body)
     assert figures[HELD]["consumers"] == 0 and figures[HELD]["unacked"] == 0
     assert 0 <= figures[HELD]["oldest_ready_age_s"] < 120
@@ -93,6 +93,7 @@ def test_one_management_call_for_all_queues_with_the_vhost_quoted(monkeypatch: p
     assert seen == [("http://mq:15672/api/queues/%2F", ("m", "pw"))]
     assert figures["sentiment"] == queues.QueueFigures(ready=4, consumers=2, unacked=1, oldest_ready_age_s=10.0)
     assert figures["scrape"] == queues.QueueFigures(ready=0, consumers=0, unacked=0)  # not declared yet
+    assert figures["sentiment.dead"] == queues.QueueFigures(ready=0, consumers=0, unacked=0)
     queues.from_management(dataclasses.replace(settings, broker_url="amqp://u:p@h:5672/a/b"), now=1000.0)
     assert seen[-1][0] == "http://mq:15672/api/queues/a%2Fb"
 
@@ -106,7 +107,7 @@ def test_falls_back_to_declares_when_the_management_api_is_down(ops: OpsPlatform
     finally:
         celery.close()
     assert snapshot.source == "declare"
-    assert set(snapshot.queues) == {t.queue for t in CATALOG}
+    assert set(snapshot.queues) == {t.queue for t in CATALOG} | {f"{t.queue}.dead" for t in CATALOG}
     assert snapshot.queues[HELD].consumers == 0 and snapshot.queues[HELD].unacked is None
     assert all(snapshot.queues[name].consumers >= 1 for name in ops.workers)  # type: ignore[operator]
 

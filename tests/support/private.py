@@ -12,7 +12,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -108,17 +108,19 @@ class PrivateRedis:
     host: str
     port: int
     proc: Proc | None = None
+    # Redis refuses non-loopback clients of a server without a password ("protected mode")
+    password: str = field(default_factory=lambda: secrets.token_hex(8))
 
     @property
     def url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
+        return f"redis://:{self.password}@{self.host}:{self.port}/0"
 
     def start(self) -> None:
         folder = BASE / f"redis-{self.port}"
         folder.mkdir(parents=True, exist_ok=True)
         self.proc = spawn(f"redis-{self.port}", [shutil.which("redis-server") or "redis-server", "--bind", self.host,
                                                  "--port", str(self.port), "--save", "", "--appendonly", "yes",
-                                                 "--dir", str(folder)], {})
+                                                 "--dir", str(folder), "--requirepass", self.password], {})
         until(self.reachable, 30, f"the private Redis on {self.host}:{self.port}")
 
     def stop(self) -> None:
@@ -129,7 +131,7 @@ class PrivateRedis:
 
     def reachable(self) -> bool:
         try:
-            with redis.Redis(host=self.host, port=self.port, socket_connect_timeout=1) as r:
+            with redis.Redis(host=self.host, port=self.port, password=self.password, socket_connect_timeout=1) as r:
                 return bool(r.ping())
         except redis.RedisError:
             return False
@@ -138,8 +140,8 @@ class PrivateRedis:
 @contextmanager
 def private_redis(host: str = "127.0.0.1") -> Iterator[PrivateRedis]:
     server = PrivateRedis(host, free_port(host))
-    server.start()
     try:
+        server.start()
         yield server
     finally:
         server.stop()

@@ -72,7 +72,10 @@ def start_worker(env: dict[str, str], queue: str, name: str, concurrency: int = 
                  app: str = "workers.celery_app") -> Proc:
     args = [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queue,
             "-n", f"{name}@%h", "-c", str(concurrency), "--loglevel", "INFO", *extra]
-    return spawn(name, args, {**env, "HF_HUB_OFFLINE": "1", "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "0"})
+    env = {**env, "HF_HUB_OFFLINE": "1", "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "0"}
+    if app.startswith("support."):  # a test-only app (e.g. `support.fragile_worker`) lives under tests/
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(ROOT / "tests")]))
+    return spawn(name, args, env)
 
 
 def _alive(proc: Proc) -> bool:

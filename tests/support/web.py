@@ -1,4 +1,4 @@
-"""A small web server on 127.0.0.1 that the tests' jobs fetch from (no internet needed)."""
+"""A small web server (on 127.0.0.1 unless told) that the tests' jobs fetch from (no internet needed)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from urllib.parse import parse_qs, urlsplit
 class Site:
     """Pages by path; `?delay=S` makes the answer come S seconds late (a slow upstream for job tests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.pages: dict[str, tuple[str, bytes]] = {}
         self.hits: dict[str, int] = {}
         self.redirects: dict[str, str] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer((host, 0), self._handler())
         self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.url = f"http://{host}:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def add(self, path: str, body: bytes | str, content_type: str = "text/html; charset=utf-8") -> str:

@@ -21,14 +21,16 @@ def load_model() -> str:
     return "librosa"
 
 
-def measure(data: bytes) -> dict[str, object]:
-    """Read the header, prove the last frame decodes (a cut file fails here), then ask librosa the duration."""
+def measure(data: bytes, max_seconds: float | None = None) -> dict[str, object]:
+    """Read the header (refusing audio longer than `max_seconds` before decoding any of it), prove the
+    last frame decodes (a cut file fails here), then ask librosa the duration."""
     import librosa
     import soundfile
 
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as sound:
             sample_rate, channels, container, frames = sound.samplerate, sound.channels, sound.format, sound.frames
+            _check_length(frames / sample_rate if sample_rate else 0.0, max_seconds)
             sound.seek(max(frames - 1, 0))
             last = sound.read(1)
         duration = librosa.get_duration(path=io.BytesIO(data))
@@ -44,3 +46,9 @@ def measure(data: bytes) -> dict[str, object]:
         "channels": int(channels),
         "format": str(container),
     }
+
+
+def _check_length(seconds: float, max_seconds: float | None) -> None:
+    if max_seconds is not None and seconds > max_seconds:
+        raise InputError(f"The audio lasts {seconds:.6g} s, longer than the {max_seconds:g} s this platform measures "
+                         "(AUDIO_MAX_SECONDS).", code="audio_too_long")

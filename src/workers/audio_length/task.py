@@ -20,4 +20,4 @@ def run(self: Any, payload: dict[str, Any]) -> dict[str, object]:
         data = fetch(payload["url"], limits_from_settings(get_settings().audio_max_bytes), ok_only=True).content
     else:
         data = self.upload()
-    return core.measure(data)
+    return core.measure(data, get_settings().audio_max_seconds)

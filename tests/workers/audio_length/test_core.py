@@ -28,3 +28,11 @@ def test_truncated_file_is_an_input_error() -> None:
 
 def test_load_model_warms_librosa_up() -> None:
     assert load_model() == "librosa"
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg", "mp3"])
+def test_audio_longer_than_the_limit_is_refused_from_its_header(fmt: str) -> None:
+    with pytest.raises(InputError, match=r"lasts 2 s, longer than the 1\.5 s") as refused:
+        measure(tone(2.0, fmt), max_seconds=1.5)
+    assert refused.value.code == "audio_too_long"
+    assert measure(tone(2.0, fmt), max_seconds=2.0)["duration_seconds"] == pytest.approx(2.0, abs=0.001)

@@ -1,0 +1,125 @@
+"""What the worker's main process decides about a job whose child process did not report back.
+
+Celery runs `JobRequest` (`JobTask.Request`) in the main process for every job. Two cases end there:
+
+- The child died mid-job (`WorkerLostError`: a segfault, the OOM killer, `kill -9`). With late acks
+  Celery requeues the message, so a job that kills its worker every time would loop forever. Once the
+  job's record counts `MAX_DELIVERIES` attempts, the job ends FAILURE (`poison_job`) and its message is
+  rejected without requeue: RabbitMQ dead-letters it to `<type>.dead` (`common.broker`).
+- The child ran past the hard time limit and was killed: the record ends FAILURE `time_limit_exceeded`.
+
+When the whole worker dies, no main process decides: `JobTask.before_start` then refuses a delivery
+past `MAX_DELIVERIES` the same way, without running it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import time
+from typing import Any
+
+import redis
+from billiard.einfo import ExceptionWithTraceback
+from celery import bootsteps
+from celery.exceptions import WorkerLostError
+from celery.worker import state
+from celery.worker.request import Request
+from kombu import Connection
+
+from common import jobstats, records
+from common.broker import dead_letter_queue_name, dead_letter_queues
+from common.catalog import BY_NAME
+from common.records import JobStatus
+from common.settings import get_settings
+from common.store import get_redis
+
+log = logging.getLogger(__name__)
+
+
+def poison_error(job_type: str, attempts: int, last: str | None = None) -> dict[str, str]:
+    queue = dead_letter_queue_name(BY_NAME[job_type].queue)
+    how = f"ended its worker process {attempts} times (last: {last})" if last else \
+        f"was delivered {attempts} times and its worker process ended each time before it finished"
+    return {"code": "poison_job",
+            "message": f"The job {how}; it was not run again and is parked in the dead-letter queue {queue}."}
+
+
+def hard_limit_error(limit_s: float | None) -> dict[str, str]:
+    limit = f" ({limit_s:g} s)" if limit_s else ""
+    return {"code": "time_limit_exceeded",
+            "message": f"The job ran past its hard time limit{limit} and its worker process was stopped."}
+
+
+def _exit_status(exc: BaseException) -> str:
+    """'signal 9 (SIGKILL)' or 'exitcode 1', from billiard's 'Worker exited prematurely: ... Job: N.'"""
+    match = re.search(r"prematurely: (.+?)(?: Job: \d+)?\.?$", str(exc))
+    return match.group(1) if match else type(exc).__name__
+
+
+class JobRequest(Request):  # type: ignore[misc]
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> Any:
+        exc = exc_info.exception
+        exc = exc.exc if isinstance(exc, ExceptionWithTraceback) else exc
+        lost = isinstance(exc, WorkerLostError) or (  # billiard >= 4.3 may report the child's exit this way
+            isinstance(exc, SystemExit | KeyboardInterrupt) and not (self._already_cancelled or self._already_revoked))
+        if lost and self.task.acks_late and not state.should_terminate:
+            self._park_if_spent(exc)
+        # After a park the message is already rejected: Celery's own requeue below is then a no-op
+        # (`reject` acts once), and the rest of its bookkeeping (task_ready, logs) still runs.
+        return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
+    def _park_if_spent(self, exc: BaseException) -> None:
+        """Fail the job and dead-letter its message once its record counts `MAX_DELIVERIES` attempts."""
+        try:
+            r = get_redis()
+            record = records.load(r, self.id)
+            if record is None or JobStatus(record["status"]).is_final:
+                return  # gone, cancelled or done: the next delivery is dropped by `before_start`
+            attempts = int(record["attempts"])
+            if attempts < get_settings().max_deliveries:
+                return
+            error = poison_error(self.task.job_type, attempts, _exit_status(exc))
+            if records.finish(r, self.id, JobStatus.FAILURE, error=error, attempt=attempts):
+                jobstats.record(r, self.task.job_type, JobStatus.FAILURE.value, self._run_s())
+        except redis.RedisError as exc_redis:  # requeue as usual: the next delivery's `before_start` decides
+            log.warning("job %s: worker lost and its record unreadable (%s); requeued", self.id, exc_redis)
+            return
+        log.error("job %s: %s", self.id, error["message"])
+        self.reject(requeue=False)
+
+    def on_timeout(self, soft: bool, timeout: float) -> Any:
+        if not soft and not state.should_terminate:
+            try:
+                r = get_redis()
+                record = records.load(r, self.id)
+                # Only the attempt this child ran: another worker may have started the job since.
+                if record is not None and record.get("worker") == f"{socket.gethostname()}:{self.worker_pid}":
+                    records.finish(r, self.id, JobStatus.FAILURE, error=hard_limit_error(timeout),
+                                   attempt=record["attempts"])
+            except redis.RedisError as exc:
+                log.warning("job %s: hard time limit, record not written: %s", self.id, exc)
+        return super().on_timeout(soft, timeout)
+
+    def _run_s(self) -> float:
+        started = getattr(self, "time_start", None)
+        return max(0.0, time.time() - started) if started else 0.0
+
+
+class DeclareDeadLetterQueues(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Declare the dead-letter queues of the queues this worker consumes, each time it connects, before
+    it consumes: a message dead-lettered to a queue that does not exist is dropped by RabbitMQ."""
+
+    requires = ("celery.worker.consumer.connection:Connection",)
+
+    def start(self, c: Any) -> None:
+        consumed = set(c.app.amqp.queues.consume_from or {})
+        connection: Connection = c.connection
+        channel = connection.channel()
+        try:
+            for queue in dead_letter_queues():
+                if queue.routing_key in consumed:
+                    queue(channel).declare()
+        finally:
+            channel.close()

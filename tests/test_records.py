@@ -1,0 +1,53 @@
+"""How a job's record moves, against the real Redis: each attempt counted, its end written once, and only by
+the latest attempt (a worker cut off mid-job, whose job went to another worker, must not decide its end)."""
+
+from __future__ import annotations
+
+import uuid
+
+from common import records
+from common.records import JobStatus
+from common.store import get_redis
+
+
+def new_job(platform_env: dict[str, str]) -> str:
+    job_id = str(uuid.uuid4())
+    records.create(get_redis(), job_id, "audio_length", blob=b"the upload")
+    return job_id
+
+
+def test_an_earlier_attempt_cannot_end_a_job_a_later_attempt_is_running(platform_env: dict[str, str]) -> None:
+    r, job_id = get_redis(), new_job(platform_env)
+    first = records.mark_started(r, job_id, "host-a:1")
+    second = records.mark_started(r, job_id, "host-b:2")  # redelivered after host-a was cut off
+    assert (first, second) == (1, 2)
+
+    assert not records.finish(r, job_id, JobStatus.FAILURE, error={"code": "fetch_timeout", "message": "cut"},
+                              attempt=first)
+    record = records.load(r, job_id)
+    assert record is not None and record["status"] == "STARTED" and record["error"] is None
+    assert r.get(records.blob_key(job_id)) == b"the upload"  # the running attempt still reads it
+
+    assert records.finish(r, job_id, JobStatus.SUCCESS, result={"seconds": 1.0}, attempt=second)
+    record = records.load(r, job_id)
+    assert record is not None and record["status"] == "SUCCESS" and record["result"] == {"seconds": 1.0}
+    assert r.get(records.blob_key(job_id)) is None
+
+
+def test_a_final_record_is_never_rewritten(platform_env: dict[str, str]) -> None:
+    r, job_id = get_redis(), new_job(platform_env)
+    attempt = records.mark_started(r, job_id, "host-a:1")
+    assert records.finish(r, job_id, JobStatus.SUCCESS, result={"seconds": 1.0}, attempt=attempt)
+    assert not records.finish(r, job_id, JobStatus.FAILURE, error={"code": "x", "message": "late"}, attempt=attempt)
+    assert not records.finish(r, job_id, JobStatus.REVOKED)  # nor by a cancel
+    assert records.mark_started(r, job_id, "host-b:2") == records.ALREADY_FINAL
+    record = records.load(r, job_id)
+    assert record is not None and record["status"] == "SUCCESS" and record["attempts"] == 1
+
+
+def test_a_cancel_ends_a_running_job_whatever_its_attempt(platform_env: dict[str, str]) -> None:
+    r, job_id = get_redis(), new_job(platform_env)
+    records.mark_started(r, job_id, "host-a:1")
+    assert records.finish(r, job_id, JobStatus.REVOKED, error={"code": "cancelled", "message": "by its owner"})
+    record = records.load(r, job_id)
+    assert record is not None and record["status"] == "REVOKED"

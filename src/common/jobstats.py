@@ -1,8 +1,9 @@
 """Finished-job counts and run-time histograms, written by the workers and read by the API's `/metrics`.
 
 Workers run in many processes (Celery's prefork children) on many machines, so they serve no metrics
-themselves: each finished job adds to one Redis hash, `{prefix}stats:jobs`, in one pipelined round
-trip (HINCRBY of its run-time bucket, HINCRBYFLOAT of the sum, EXPIRE). The hash holds at most
+themselves: each finished job adds to one Redis hash, `{prefix}stats:jobs` (HINCRBY of its run-time
+bucket, HINCRBYFLOAT of the sum, EXPIRE), in the same script that stores its end (`records.finish`), so
+a job is counted once, when its end is stored, at no extra round trip. The hash holds at most
 types × states × (buckets + 1) fields and expires `STATS_TTL_S` after the last finished job, so it
 is bounded both ways. The API turns it into Prometheus counters and histograms (`api.metrics`).
 """
@@ -29,14 +30,19 @@ def stats_key() -> str:
     return f"{get_settings().key_prefix}stats:jobs"
 
 
+def fields(job_type: str, state: str, seconds: float) -> tuple[str, str, float]:
+    """The hash fields one finished job adds to: its run-time bucket (+1) and the sum (+seconds)."""
+    bucket = bisect.bisect_left(BUCKETS, seconds)
+    return f"{job_type}|{state}|{bucket}", f"{job_type}|{state}|sum", round(seconds, 6)
+
+
 def record(r: redis.Redis, job_type: str, state: str, seconds: float) -> None:
     """Count one finished job; a Redis failure is logged and never fails the job."""
-    bucket = bisect.bisect_left(BUCKETS, seconds)
-    key = stats_key()
+    key, (bucket_field, sum_field, rounded) = stats_key(), fields(job_type, state, seconds)
     try:
         with r.pipeline(transaction=False) as pipe:
-            pipe.hincrby(key, f"{job_type}|{state}|{bucket}", 1)
-            pipe.hincrbyfloat(key, f"{job_type}|{state}|sum", round(seconds, 6))
+            pipe.hincrby(key, bucket_field, 1)
+            pipe.hincrbyfloat(key, sum_field, rounded)
             pipe.expire(key, STATS_TTL_S)
             pipe.execute()
     except redis.RedisError as exc:

@@ -17,6 +17,7 @@ from typing import Any
 import redis
 from redis.client import PubSub
 
+from common import jobstats
 from common.settings import get_settings
 
 
@@ -142,11 +143,16 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if status and ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[4] then return 0 end
 redis.call('DEL', KEYS[2])
 if not status or status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+if ARGV[5] ~= '' then
+  redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
+  redis.call('HINCRBYFLOAT', KEYS[3], ARGV[6], ARGV[7])
+  redis.call('EXPIRE', KEYS[3], STATS_TTL)
+end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
-"""
+""".replace("STATS_TTL", str(jobstats.STATS_TTL_S))
 NOT_FOUND, ALREADY_FINAL = -1, -2
 
 
@@ -156,22 +162,38 @@ def mark_started(r: redis.Redis, job_id: str, worker: str = "") -> int:
     return int(r.eval(_START, 1, job_key(job_id), now(), worker))  # type: ignore[arg-type]
 
 
+def start_with_upload(r: redis.Redis, job_id: str, worker: str = "") -> tuple[int, bytes | None]:
+    """`mark_started` and the job's upload in one round trip."""
+    with r.pipeline(transaction=False) as pipe:
+        pipe.eval(_START, 1, job_key(job_id), now(), worker)  # type: ignore[arg-type]
+        pipe.get(blob_key(job_id))
+        attempts, upload = pipe.execute()
+    return int(attempts), upload
+
+
 def set_progress(r: redis.Redis, job_id: str, percent: int) -> None:
     r.hset(job_key(job_id), "progress", max(0, min(100, int(percent))))
 
 
 def finish(r: redis.Redis, job_id: str, status: JobStatus, *, result: Any = None,
-           error: dict[str, str] | None = None, attempt: int | None = None) -> bool:
+           error: dict[str, str] | None = None, attempt: int | None = None,
+           stats_of: tuple[str, float] | None = None) -> bool:
     """Move a job to a final state once; return False if it was already final or is gone, or, given the
-    `attempt` (what `mark_started` returned) of the run that ends, if a later attempt has started."""
+    `attempt` (what `mark_started` returned) of the run that ends, if a later attempt has started.
+    Given `stats_of` (the job's type and run seconds), the same script counts it in the finished-job
+    statistics (`jobstats`), so a job is counted once, when its end is stored."""
     fields: dict[str, Any] = {"status": status.value, "finished_at": now()}
     if status is JobStatus.SUCCESS:
         fields.update(progress=100, result=json.dumps(result))
     if error is not None:
         fields["error"] = json.dumps(error)
     flat = [item for pair in fields.items() for item in pair]
-    return bool(r.eval(_FINISH, 2, job_key(job_id), blob_key(job_id), get_settings().result_ttl_s,  # type: ignore[arg-type]
-                       done_channel(job_id), status.value, "" if attempt is None else str(attempt), *flat))
+    stats: tuple[str, str, float | str] = ("", "", "")
+    if stats_of is not None:
+        stats = jobstats.fields(stats_of[0], status.value, stats_of[1])
+    return bool(r.eval(_FINISH, 3, job_key(job_id), blob_key(job_id), jobstats.stats_key(),  # type: ignore[arg-type]
+                       get_settings().result_ttl_s, done_channel(job_id), status.value,
+                       "" if attempt is None else str(attempt), *stats, *flat))
 
 
 def wait_final(r: redis.Redis, job_id: str, timeout_s: float) -> dict[str, Any] | None:

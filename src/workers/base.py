@@ -14,7 +14,7 @@ import redis
 from celery import Task
 from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded, TimeLimitExceeded
 
-from common import jobstats, records, store
+from common import catalog, records, store
 from common.errors import InputError, PlatformError
 from common.records import JobStatus
 from common.settings import get_settings
@@ -32,12 +32,14 @@ class JobTask(Task):
     job_type = ""
     throws = (InputError,)
     ignore_result = True  # the job record holds state and result; Celery's result backend is not written
+    resultrepr_maxsize = 200  # Celery's "succeeded" log line: the result is in the record (1024 cost ~5 % here)
     Request = "workers.request:JobRequest"  # bounded deliveries and hard time limits, in the main process
     processes = 1  # the pool's concurrency, set by `celery_app` in the parent before it forks
     _model: Any = None
     _model_error: str | None = None
     _started: float = 0.0
     _attempt: int | None = None  # this process's current attempt at its job (`records.mark_started`)
+    _upload: bytes | None = None  # the current job's upload, read with its start
 
     # --- the model, loaded once per process ---
     def load_model(self) -> Any:
@@ -84,7 +86,9 @@ class JobTask(Task):
 
     # --- helpers for task bodies ---
     def upload(self) -> bytes:
-        data = self._store("read the upload", lambda: get_redis().get(records.blob_key(self.request.id)))
+        data, self._upload = self._upload, None  # read with the start of the job (`before_start`)
+        if data is None:
+            data = self._store("read the upload", lambda: get_redis().get(records.blob_key(self.request.id)))
         if data is None:
             raise InputError("The uploaded file is no longer stored (it expired or the job was cancelled).")
         return data
@@ -100,7 +104,13 @@ class JobTask(Task):
     # --- record transitions ---
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         worker = f"{socket.gethostname()}:{os.getpid()}"
-        attempts = self._store("mark it started", lambda: records.mark_started(get_redis(), task_id, worker))
+        self._upload = None
+        job_type = catalog.BY_NAME.get(self.job_type)
+        if job_type is not None and job_type.upload is not None:
+            attempts, self._upload = self._store(
+                "mark it started", lambda: records.start_with_upload(get_redis(), task_id, worker))
+        else:
+            attempts = self._store("mark it started", lambda: records.mark_started(get_redis(), task_id, worker))
         if attempts == records.NOT_FOUND:
             log.warning("job %s has no record (expired or never accepted); dropped", task_id)
             raise Ignore()
@@ -135,14 +145,13 @@ class JobTask(Task):
 
     def _finish(self, task_id: str, status: JobStatus, budget_s: float | None = None, **outcome: Any) -> None:
         """Store this attempt's end (unless the job already ended or a later attempt started) and count it."""
-        attempt = self._attempt
+        attempt, run_s = self._attempt, time.monotonic() - self._started if self._started else 0.0
 
         def write() -> bool:
-            return records.finish(get_redis(), task_id, status, attempt=attempt, **outcome)
+            return records.finish(get_redis(), task_id, status, attempt=attempt, stats_of=(self.job_type, run_s),
+                                  **outcome)
 
-        if self._store(f"store its {status.value}", write, budget_s):
-            self._count(status)
-        else:
+        if not self._store(f"store its {status.value}", write, budget_s):
             log.info("job %s: attempt %s ended %s, not stored: the job had already ended or a later attempt "
                      "started", task_id, attempt, status.value)
 
@@ -161,11 +170,6 @@ class JobTask(Task):
             reason = f"could not {what} ({type(exc).__name__}: {exc}); the message is requeued, not acked"
             log.warning("%s", reason)
             raise Reject(reason, requeue=True) from None  # the reason says it all; Celery logs no chain
-
-    def _count(self, status: JobStatus) -> None:
-        """The run time and final state, for `/metrics` (one pipelined Redis round trip)."""
-        seconds = time.monotonic() - self._started if self._started else 0.0
-        jobstats.record(get_redis(), self.job_type, status.value, seconds)
 
 
 def classify(exc: BaseException) -> dict[str, str]:

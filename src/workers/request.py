@@ -28,7 +28,7 @@ from celery.worker import state
 from celery.worker.request import Request
 from kombu import Connection
 
-from common import jobstats, records
+from common import records
 from common.broker import dead_letter_queue_name, dead_letter_queues
 from common.catalog import BY_NAME
 from common.records import JobStatus
@@ -81,8 +81,8 @@ class JobRequest(Request):  # type: ignore[misc]
             if attempts < get_settings().max_deliveries:
                 return
             error = poison_error(self.task.job_type, attempts, _exit_status(exc))
-            if records.finish(r, self.id, JobStatus.FAILURE, error=error, attempt=attempts):
-                jobstats.record(r, self.task.job_type, JobStatus.FAILURE.value, self._run_s())
+            records.finish(r, self.id, JobStatus.FAILURE, error=error, attempt=attempts,
+                           stats_of=(self.task.job_type, self._run_s()))
         except redis.RedisError as exc_redis:  # requeue as usual: the next delivery's `before_start` decides
             log.warning("job %s: worker lost and its record unreadable (%s); requeued", self.id, exc_redis)
             return
@@ -97,7 +97,7 @@ class JobRequest(Request):  # type: ignore[misc]
                 # Only the attempt this child ran: another worker may have started the job since.
                 if record is not None and record.get("worker") == f"{socket.gethostname()}:{self.worker_pid}":
                     records.finish(r, self.id, JobStatus.FAILURE, error=hard_limit_error(timeout),
-                                   attempt=record["attempts"])
+                                   attempt=record["attempts"], stats_of=(self.task.job_type, self._run_s()))
             except redis.RedisError as exc:
                 log.warning("job %s: hard time limit, record not written: %s", self.id, exc)
         return super().on_timeout(soft, timeout)

@@ -57,9 +57,9 @@ def test_ten_thousand_jobs_through_the_client_all_succeed_once_and_the_api_keeps
         assert warm.returncode == 0, warm.stdout[-3000:] + warm.stderr[-3000:]
         # "Before" is taken after a warm-up: each gunicorn worker's first requests import modules, build
         # schemas and open its Redis and RabbitMQ connections, a one-off growth that is not a leak.
-        before, load_before, started = rss_bytes(platform.api.pid), os.getloadavg()[0], time.monotonic()
+        before, load_before, started = rss_bytes(platform.api_pid), os.getloadavg()[0], time.monotonic()
         done, lines = run_client(platform.url, tmp_path / "clips", tmp_path / "out.jsonl")
-        wall_s, load_after, after = time.monotonic() - started, os.getloadavg()[0], rss_bytes(platform.api.pid)
+        wall_s, load_after, after = time.monotonic() - started, os.getloadavg()[0], rss_bytes(platform.api_pid)
         records = job_records(platform.prefix)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert len(lines) == JOBS

@@ -22,15 +22,16 @@ from support.wait import until
 def isolated_platform(queue: str, concurrency: int = 1, app: str = "workers.celery_app",
                       **env: str) -> Iterator[tuple[str, Proc]]:
     """Yield (API base URL, worker) once the worker consumes `queue`; everything is removed afterwards.
-    The worker runs Celery app `app`; its `extra` holds the platform's `vhost` and `key_prefix`."""
+    The worker runs Celery app `app`; its `extra` holds the platform's `vhost`, `key_prefix` and the API's
+    `api_pid` (gunicorn's master). `env` overrides the platform's settings (e.g. API_WORKERS, default 1)."""
     run = uuid.uuid4().hex[:8]
     vhost, prefix, port = services.create_vhost(), f"test-{run}:", free_port()
-    penv = env_for(vhost, prefix, API_PORT=str(port), API_WORKERS="1", **env)
+    penv = env_for(vhost, prefix, **{"API_PORT": str(port), "API_WORKERS": "1", **env})
     url = f"http://127.0.0.1:{port}"
     api = spawn(f"api-{queue}-{run}", [sys.executable, "-m", "gunicorn", "-c", "src/api/gunicorn_conf.py",
                                        "api.wsgi:app"], penv)
     worker = start_worker(penv, queue, f"{queue}-{run}", concurrency, app=app)
-    worker.extra.update(vhost=vhost, key_prefix=prefix)
+    worker.extra.update(vhost=vhost, key_prefix=prefix, api_pid=str(api.pid))
     try:
         def consuming() -> bool:
             for proc in (api, worker):

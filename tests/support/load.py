@@ -7,26 +7,23 @@ records can be counted exactly while other tests run against the session's platf
 
 from __future__ import annotations
 
-import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psutil
 import redis
-import requests
 
 from support import services
-from support.processes import Proc, env_for, free_port, spawn, start_worker
-from support.wait import until
+from support.isolated import isolated_platform
+from support.processes import Proc
 
 
 @dataclass(frozen=True)
 class Platform:
     url: str
     prefix: str
-    api: Proc
+    api_pid: int  # gunicorn's master
     worker: Proc
 
 
@@ -35,28 +32,9 @@ def dedicated_platform(queue: str, concurrency: int, api_workers: int, api_threa
                        **env: str) -> Iterator[Platform]:
     """An API under gunicorn and one worker pool on `queue`, yielded once the pool consumes; removed after."""
     services.require_services()
-    run = uuid.uuid4().hex[:8]
-    vhost, prefix, port = services.create_vhost(), f"test-load-{run}:", free_port()
-    penv = env_for(vhost, prefix, API_PORT=str(port), API_WORKERS=str(api_workers), API_THREADS=str(api_threads),
-                   **env)
-    url = f"http://127.0.0.1:{port}"
-    api = spawn(f"api-load-{run}", [sys.executable, "-m", "gunicorn", "-c", "src/api/gunicorn_conf.py",
-                                    "api.wsgi:app"], penv)
-    worker = start_worker(penv, queue, f"{queue}-load-{run}", concurrency)
-    try:
-        def consuming() -> bool:
-            for proc in (api, worker):
-                if proc.popen.poll() is not None:
-                    raise AssertionError(f"{proc.name} exited:\n{proc.tail()}")
-            return requests.get(f"{url}/ready", timeout=5).json()["queues"][queue]["consumers"] >= 1
-
-        until(consuming, 120, f"a dedicated {queue} pool consuming at {url}")
-        yield Platform(url, prefix, api, worker)
-    finally:
-        worker.stop()
-        api.stop()
-        services.delete_vhost(vhost)
-        services.delete_keys(prefix)
+    with isolated_platform(queue, concurrency, API_WORKERS=str(api_workers), API_THREADS=str(api_threads),
+                           **env) as (url, worker):
+        yield Platform(url, worker.extra["key_prefix"], int(worker.extra["api_pid"]), worker)
 
 
 def tree(pid: int) -> list[psutil.Process]:

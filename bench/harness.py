@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "bench")]
 
 from support import services  # noqa: E402
-from support.processes import Proc, env_for, free_port, spawn, start_worker  # noqa: E402
+from support.processes import Proc, env_for, free_port, settings_of, spawn, start_worker  # noqa: E402
 from support.wait import until  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -79,7 +79,7 @@ def platform(queues: dict[str, int], api: bool = True, **overrides: str) -> Iter
     with ExitStack() as stack:
         stack.callback(services.delete_vhost, vhost)
         stack.callback(services.delete_keys, prefix)
-        stack.enter_context(_process_env(env))
+        stack.enter_context(settings_of(env))
         result = Stack(None, env, vhost, prefix)
         if api:
             proc, result.url = start_gunicorn(env, "api.wsgi:app", f"bench-api-{run}")
@@ -125,9 +125,9 @@ class Http:
         self.conn.close()
 
 
-def run_jobs(url: str, n: int, clients: int, job_type: str, body: bytes, content_type: str) -> float:
-    """n jobs, each `POST /v1/jobs/<type>` then `GET ?wait`, from `clients` kept-alive connections at
-    once; the seconds from the first submit to the last result."""
+def _submit_from(url: str, n: int, clients: int, job_type: str, body: bytes, content_type: str,
+                 then: Callable[[Http, str], None]) -> None:
+    """n `POST /v1/jobs/<type>` from `clients` kept-alive connections at once; `then(http, job_id)` after each."""
     counter, lock = iter(range(n)), threading.Lock()
 
     def client() -> None:
@@ -139,39 +139,31 @@ def run_jobs(url: str, n: int, clients: int, job_type: str, body: bytes, content
                         return
                 status, job = http.call("POST", f"/v1/jobs/{job_type}", body, content_type)
                 assert status == 202, job
-                _, record = http.call("GET", f"/v1/jobs/{job['job_id']}?wait=30")
-                assert record["status"] == "SUCCESS", record
+                then(http, str(job["job_id"]))
         finally:
             http.close()
 
-    started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         for future in [pool.submit(client) for _ in range(clients)]:
             future.result()
+
+
+def run_jobs(url: str, n: int, clients: int, job_type: str, body: bytes, content_type: str) -> float:
+    """n jobs, each `POST /v1/jobs/<type>` then `GET ?wait`, from `clients` kept-alive connections at
+    once; the seconds from the first submit to the last result."""
+    def wait(http: Http, job_id: str) -> None:
+        _, record = http.call("GET", f"/v1/jobs/{job_id}?wait=30")
+        assert record["status"] == "SUCCESS", record
+
+    started = time.perf_counter()
+    _submit_from(url, n, clients, job_type, body, content_type, wait)
     return time.perf_counter() - started
 
 
 def submit_many(url: str, n: int, job_type: str, body: bytes, content_type: str, clients: int = 4) -> list[str]:
     """n jobs through `POST /v1/jobs/<type>` from `clients` kept-alive connections at once; their ids."""
-    counter, lock, ids = iter(range(n)), threading.Lock(), []
-
-    def client() -> None:
-        http = Http(url)
-        try:
-            while True:
-                with lock:
-                    if next(counter, None) is None:
-                        return
-                status, job = http.call("POST", f"/v1/jobs/{job_type}", body, content_type)
-                assert status == 202, job
-                with lock:
-                    ids.append(str(job["job_id"]))
-        finally:
-            http.close()
-
-    with ThreadPoolExecutor(clients) as pool:
-        for future in [pool.submit(client) for _ in range(clients)]:
-            future.result()
+    ids: list[str] = []
+    _submit_from(url, n, clients, job_type, body, content_type, lambda _, job_id: ids.append(job_id))
     return ids
 
 
@@ -284,29 +276,6 @@ def queue_info(vhost: str, queue: str) -> dict[str, Any]:
     url = f"{services.MANAGEMENT}queues/{quote(vhost, safe='')}/{quote(queue, safe='')}"
     response = requests.get(url, auth=services.AUTH, timeout=10)
     return response.json() if response.ok else {}
-
-
-@contextmanager
-def _process_env(env: dict[str, str]) -> Iterator[None]:
-    """This process talks to the same vhost and key prefix as the platform it started."""
-    from common.settings import get_settings
-    from common.store import get_redis
-
-    names = ("BROKER_URL", "REDIS_URL", "KEY_PREFIX")
-    saved = {k: os.environ.get(k) for k in names}
-    os.environ.update({k: env[k] for k in names})
-    get_settings.cache_clear()
-    get_redis.cache_clear()
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        get_settings.cache_clear()
-        get_redis.cache_clear()
 
 
 # --- arguments, figures and results ---

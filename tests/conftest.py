@@ -3,7 +3,6 @@ real Celery worker pool per catalog entry, started as processes."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 import requests
 
 from support import models, services
-from support.processes import Proc, env_for, start_api, start_worker
+from support.processes import Proc, env_for, settings_of, start_api, start_worker
 from support.wait import until
 from support.web import Site
 
@@ -34,18 +33,8 @@ def platform_env(vhost: str, site: Site) -> Iterator[dict[str, str]]:
     prefix = f"test-{RUN}:"
     env = env_for(vhost, prefix, EUROMILLIONS_BASE_URL=f"{site.url}/results/", SENTIMENT_MODEL="vader",
                   DETECTION_MODEL=str(models.detection_weights()), ALLOW_DOWNLOADS="0", FETCH_ALLOWLIST="127.0.0.1")
-    saved = {k: os.environ.get(k) for k in ("BROKER_URL", "REDIS_URL", "KEY_PREFIX")}
-    os.environ.update({k: env[k] for k in saved})
-    from common.settings import get_settings
-
-    get_settings.cache_clear()
-    yield env
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    get_settings.cache_clear()
+    with settings_of(env):
+        yield env
     services.delete_keys(prefix)
 
 

@@ -7,6 +7,8 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +84,29 @@ def _alive(proc: Proc) -> bool:
     if proc.popen.poll() is not None:
         raise AssertionError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}")
     return True
+
+
+@contextmanager
+def settings_of(env: dict[str, str]) -> Iterator[None]:
+    """This process talks to the same broker vhost, Redis and key prefix as the platform `env` describes."""
+    from common.settings import get_settings
+    from common.store import get_redis
+
+    names = ("BROKER_URL", "REDIS_URL", "KEY_PREFIX")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update({k: env[k] for k in names})
+    get_settings.cache_clear()
+    get_redis.cache_clear()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()
+        get_redis.cache_clear()
 
 
 def env_for(vhost: str, prefix: str, **overrides: str) -> dict[str, str]:

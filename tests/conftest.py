@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from support import models, services
+from support.jobs import ApiSession
 from support.processes import Proc, env_for, settings_of, start_api, start_worker
 from support.wait import until
 from support.web import Site
@@ -92,12 +93,7 @@ def start_extra_worker(platform_env: dict[str, str]) -> Iterator[Callable[..., P
 def http(api_url: str) -> Iterator[Any]:
     """A requests session whose paths are relative to the API."""
 
-    class ApiSession(requests.Session):
-        def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-            kwargs.setdefault("timeout", 60)
-            return super().request(method, f"{api_url}{url!s}", *args, **kwargs)
-
-    with ApiSession() as session:
+    with ApiSession(api_url) as session:
         yield session
 
 

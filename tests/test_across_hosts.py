@@ -19,7 +19,7 @@ import redis
 import requests
 from kombu import Connection
 
-from support.jobs import FINAL, submit, wait_final
+from support.jobs import FINAL, ApiSession, submit, wait_final
 from support.media import tone
 from support.netns import Host, Network, two_hosts, worker_args
 from support.private import PrivateBroker, private_rabbitmq, private_redis
@@ -30,16 +30,6 @@ from support.web import Site
 HEARTBEAT_S = 4  # BROKER_HEARTBEAT_S of these workers: a silent host is noticed in seconds, not minutes
 DELAY_S = 6  # the slow page: the job is still fetching when its host is cut off
 QUEUE = "audio_length"
-
-
-class ApiSession(requests.Session):
-    def __init__(self, base: str) -> None:
-        super().__init__()
-        self.base = base
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("timeout", 60)
-        return super().request(method, f"{self.base}{url!s}", *args, **kwargs)
 
 
 @dataclass

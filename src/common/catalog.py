@@ -97,6 +97,11 @@ CATALOG: tuple[JobType, ...] = (
 BY_NAME: dict[str, JobType] = {t.name: t for t in CATALOG}
 
 
+def longest_hard_limit_s(settings: Settings) -> int:
+    """The longest hard time limit in force, overrides included: what a worker's stop grace must exceed."""
+    return max(t.hard_time_limit_s(settings) for t in CATALOG)
+
+
 def get(name: str) -> JobType | None:
     return BY_NAME.get(name)
 
@@ -114,4 +119,4 @@ def _check(catalog: tuple[JobType, ...]) -> None:
 
 _check(CATALOG)
 
-__all__ = ["BY_NAME", "CATALOG", "JobType", "Upload", "get"]
+__all__ = ["BY_NAME", "CATALOG", "JobType", "Upload", "get", "longest_hard_limit_s"]

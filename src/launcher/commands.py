@@ -11,8 +11,8 @@ import secrets
 import sys
 from dataclasses import dataclass
 
-from common.catalog import CATALOG, JobType
-from common.settings import PROJECT_ROOT, Settings
+from common.catalog import CATALOG, JobType, longest_hard_limit_s
+from common.settings import PROJECT_ROOT, Settings, get_settings
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "0"}
 
@@ -109,6 +109,6 @@ def exec_flower(settings: Settings) -> None:
     os.execvpe(spec.argv[0], spec.argv, spec.env)
 
 
-def longest_job_s() -> int:
-    """The longest hard time limit of any job type (soft limit + 15 s, see `workers.celery_app`)."""
-    return max(t.time_limit_s for t in CATALOG) + 15
+def longest_job_s(settings: Settings | None = None) -> int:
+    """The longest hard time limit of any job type, `<TYPE>_TIME_LIMIT_S` overrides included."""
+    return longest_hard_limit_s(settings or get_settings())

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from kombu.utils.url import parse_url
 
-from common.catalog import CATALOG
+from common.catalog import longest_hard_limit_s
 from common.settings import Settings
 from launcher.probes import ServiceError
 
@@ -112,7 +112,7 @@ class PrivateNode:
 
 def private_node(settings: Settings) -> PrivateNode:
     broker = parse_url(settings.broker_url)
-    longest_s = max(t.time_limit_s for t in CATALOG) + 15
+    longest_s = longest_hard_limit_s(settings)
     return PrivateNode(
         base=settings.run_dir / "rabbitmq",
         amqp_port=broker["port"] or 5672,

@@ -40,7 +40,7 @@ def run_up(settings: Settings) -> int:
                                 name="announce", daemon=True)
     announce.start()
     code = _watch(supervisor, out, stop)
-    grace_s = settings.max_wait_s + longest_job_s()
+    grace_s = settings.max_wait_s + longest_job_s(settings)
     out.say(f"stopping: running jobs may take up to {grace_s} s to finish (Ctrl-C again kills them now)")
     supervisor.stop(grace_s, hurry)
     announce.join(timeout=5)

@@ -51,3 +51,17 @@ def test_a_cancel_ends_a_running_job_whatever_its_attempt(platform_env: dict[str
     assert records.finish(r, job_id, JobStatus.REVOKED, error={"code": "cancelled", "message": "by its owner"})
     record = records.load(r, job_id)
     assert record is not None and record["status"] == "REVOKED"
+
+
+def test_an_upload_kept_past_success_lives_as_long_as_its_record(platform_env: dict[str, str]) -> None:
+    r = get_redis()
+    kept, failed = new_job(platform_env), new_job(platform_env)
+    for job_id in (kept, failed):
+        records.mark_started(r, job_id, "host-a:1")
+    assert records.finish(r, kept, JobStatus.SUCCESS, result={}, attempt=1, keep_upload=True)
+    assert records.finish(r, failed, JobStatus.FAILURE, error={"code": "x", "message": "y"}, attempt=1)
+
+    assert records.load_kept_upload(r, kept) == b"the upload"
+    assert r.get(records.blob_key(kept)) is None  # moved, not copied
+    assert abs(r.ttl(records.source_key(kept)) - r.ttl(records.job_key(kept))) <= 1
+    assert records.load_kept_upload(r, failed) is None and r.get(records.blob_key(failed)) is None

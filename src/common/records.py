@@ -101,16 +101,8 @@ def delete(r: redis.Redis, job_id: str) -> None:
     r.delete(job_key(job_id), blob_key(job_id), source_key(job_id))
 
 
-def keep_upload(r: redis.Redis, job_id: str) -> None:
-    """Keep a job's upload as long as its record, past the job's end (a detection job's image, from which
-    `GET /v1/jobs/<id>/annotated.png` is drawn on request)."""
-    with r.pipeline() as pipe:
-        pipe.copy(blob_key(job_id), source_key(job_id), replace=True)
-        pipe.expire(source_key(job_id), get_settings().result_ttl_s)
-        pipe.execute()
-
-
 def load_kept_upload(r: redis.Redis, job_id: str) -> bytes | None:
+    """The upload of a job whose type keeps it past a successful end (`finish(keep_upload=True)`)."""
     data: bytes | None = r.get(source_key(job_id))  # type: ignore[assignment]
     return data
 
@@ -135,15 +127,24 @@ local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'status', 'STARTED', 'started_at', ARGV[1], 'progress', 0, 'worker', ARGV[2])
 return attempts
 """
-# `_FINISH` also drops the upload and tells waiting long-polls, so a job ends in one round trip. Given an
-# attempt number (ARGV[4]), it writes only if no later attempt has started: a worker cut off mid-job, whose
-# job was meanwhile delivered to another, must not decide how the job ends (nor drop the upload it reads).
+# `_FINISH` also drops the upload (or, given ARGV[8] = '1', keeps it under KEYS[4] as long as the record)
+# and tells waiting long-polls, so a job ends in one round trip. Given an attempt number (ARGV[4]), it writes
+# only if no later attempt has started: a worker cut off mid-job, whose job was meanwhile delivered to
+# another, must not decide how the job ends (nor drop the upload it reads).
 _FINISH = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status and ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[4] then return 0 end
-redis.call('DEL', KEYS[2])
-if not status or status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+if not status or status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then
+  redis.call('DEL', KEYS[2])
+  return 0
+end
+if ARGV[8] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('RENAME', KEYS[2], KEYS[4])
+  redis.call('EXPIRE', KEYS[4], ARGV[1])
+else
+  redis.call('DEL', KEYS[2])
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 if ARGV[5] ~= '' then
   redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
@@ -177,11 +178,13 @@ def set_progress(r: redis.Redis, job_id: str, percent: int) -> None:
 
 def finish(r: redis.Redis, job_id: str, status: JobStatus, *, result: Any = None,
            error: dict[str, str] | None = None, attempt: int | None = None,
-           stats_of: tuple[str, float] | None = None) -> bool:
+           stats_of: tuple[str, float] | None = None, keep_upload: bool = False) -> bool:
     """Move a job to a final state once; return False if it was already final or is gone, or, given the
     `attempt` (what `mark_started` returned) of the run that ends, if a later attempt has started.
     Given `stats_of` (the job's type and run seconds), the same script counts it in the finished-job
-    statistics (`jobstats`), so a job is counted once, when its end is stored."""
+    statistics (`jobstats`), so a job is counted once, when its end is stored. The job's upload is
+    dropped, or with `keep_upload` kept as long as the record (`load_kept_upload`: a detection's image,
+    from which `annotated.png` is drawn on request) by a rename, not a copy."""
     fields: dict[str, Any] = {"status": status.value, "finished_at": now()}
     if status is JobStatus.SUCCESS:
         fields.update(progress=100, result=json.dumps(result))
@@ -191,9 +194,9 @@ def finish(r: redis.Redis, job_id: str, status: JobStatus, *, result: Any = None
     stats: tuple[str, str, float | str] = ("", "", "")
     if stats_of is not None:
         stats = jobstats.fields(stats_of[0], status.value, stats_of[1])
-    return bool(r.eval(_FINISH, 3, job_key(job_id), blob_key(job_id), jobstats.stats_key(),  # type: ignore[arg-type]
-                       get_settings().result_ttl_s, done_channel(job_id), status.value,
-                       "" if attempt is None else str(attempt), *stats, *flat))
+    return bool(r.eval(_FINISH, 4, job_key(job_id), blob_key(job_id), jobstats.stats_key(),  # type: ignore[arg-type]
+                       source_key(job_id), get_settings().result_ttl_s, done_channel(job_id), status.value,
+                       "" if attempt is None else str(attempt), *stats, "1" if keep_upload else "0", *flat))
 
 
 def wait_final(r: redis.Redis, job_id: str, timeout_s: float) -> dict[str, Any] | None:

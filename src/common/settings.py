@@ -47,7 +47,7 @@ class Settings:
     audio_length_concurrency: int = 2
     scrape_concurrency: int = 4
     sentiment_concurrency: int = 2
-    detection_concurrency: int = 1
+    detection_concurrency: int = 2
     max_deliveries: int = 3
     sentiment_time_limit_s: int = 0
     detection_time_limit_s: int = 0

@@ -49,7 +49,7 @@ DESCRIPTIONS: dict[str, str] = {
     "audio_length_concurrency": "processes of the audio_length worker pool",
     "scrape_concurrency": "processes of the scrape worker pool",
     "sentiment_concurrency": "processes of the sentiment worker pool",
-    "detection_concurrency": "processes of the detection worker pool",
+    "detection_concurrency": "processes of the detection worker pool (each gets cores ÷ processes threads)",
     "max_deliveries": "deliveries of a job whose worker process dies each time before it is failed (`poison_job`) "
                       "and parked in its type's dead-letter queue `<type>.dead`",
     "sentiment_time_limit_s": "soft time limit of a sentiment job in seconds (hard limit 15 s later); 0: the "
@@ -113,7 +113,7 @@ LOG_LEVEL=INFO
 WORKER_EVENTS=false
 API_WORKERS=2
 SENTIMENT_CONCURRENCY=2
-DETECTION_CONCURRENCY=1
+DETECTION_CONCURRENCY=2
 AUDIO_LENGTH_CONCURRENCY=2
 SCRAPE_CONCURRENCY=4
 CLIENT_DIR=.

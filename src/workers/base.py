@@ -30,6 +30,7 @@ class JobTask(Task):
     overrides `load_model`, and its body reads `self.model`."""
 
     job_type = ""
+    keeps_upload = False  # kept past a successful end, as long as the record (`records.finish`)
     throws = (InputError,)
     ignore_result = True  # the job record holds state and result; Celery's result backend is not written
     resultrepr_maxsize = 200  # Celery's "succeeded" log line: the result is in the record (1024 cost ~5 % here)
@@ -149,7 +150,7 @@ class JobTask(Task):
 
         def write() -> bool:
             return records.finish(get_redis(), task_id, status, attempt=attempt, stats_of=(self.job_type, run_s),
-                                  **outcome)
+                                  keep_upload=self.keeps_upload and status is JobStatus.SUCCESS, **outcome)
 
         if not self._store(f"store its {status.value}", write, budget_s):
             log.info("job %s: attempt %s ended %s, not stored: the job had already ended or a later attempt "

@@ -2,15 +2,15 @@
 
 from typing import Any
 
-from common import records
 from common.settings import get_settings
-from common.store import get_redis
 from workers.base import JobTask
 from workers.celery_app import job_task
 from workers.detection import core
 
 
 class DetectionTask(JobTask):
+    keeps_upload = True  # annotated.png is drawn from it on request
+
     def load_model(self) -> core.Detector:
         s = get_settings()
         return core.load_model(s.detection_model, [s.models_dir], threads=self.torch_threads(),
@@ -22,7 +22,4 @@ def run(self: Any, payload: dict[str, Any]) -> dict[str, object]:
     model = self.model
     image = core.decode(self.upload())
     self.progress(30)  # decoded
-    result = core.detect(image, model, payload.get("confidence", 0.25), payload.get("max_detections", 100))
-    self.progress(90)  # inferred
-    records.keep_upload(get_redis(), self.request.id)  # annotated.png is drawn from it on request
-    return result
+    return core.detect(image, model, payload.get("confidence", 0.25), payload.get("max_detections", 100))

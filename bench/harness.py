@@ -272,6 +272,35 @@ def drained_rate(stack: Stack, queue: str, submit: Callable[[], list[str]]) -> f
     return warm_rate(stamps)
 
 
+def celery_drained_rate(stack: Stack, task: Any, payload: dict[str, Any], n: int, clients: int = 4) -> float:
+    """Tasks per second of the warm `noop` pool (a bare Celery app on the platform's settings) on n
+    `task.apply_async(args=[payload])` from `clients` threads, queued while it was paused; the rate from
+    the results' `date_done` in Celery's Redis backend, as `drained_rate` takes it from the job records."""
+    consuming(stack, "noop", False)
+    counter, lock = iter(range(n)), threading.Lock()
+
+    def send() -> list[str]:
+        sent = []
+        while True:
+            with lock:
+                if next(counter, None) is None:
+                    return sent
+            sent.append(str(task.apply_async(args=[payload]).id))
+
+    with ThreadPoolExecutor(clients) as pool:
+        ids = [i for future in [pool.submit(send) for _ in range(clients)] for i in future.result()]
+    keys = [task.app.backend.get_key_for_task(i).decode() for i in ids]
+
+    def date_done(raw: bytes) -> str | None:
+        meta = json.loads(raw)
+        if meta["status"] not in ("STARTED", "SUCCESS"):
+            raise SystemExit(f"{task.name} ended {meta['status']}: {meta.get('result')}")
+        return str(meta["date_done"]) if meta["status"] == "SUCCESS" else None
+
+    consuming(stack, "noop", True)
+    return warm_rate(finish_stamps(keys, lambda pipe, key: pipe.get(key), date_done, 120 + n / 10))
+
+
 def queue_info(vhost: str, queue: str) -> dict[str, Any]:
     url = f"{services.MANAGEMENT}queues/{quote(vhost, safe='')}/{quote(queue, safe='')}"
     response = requests.get(url, auth=services.AUTH, timeout=10)
@@ -365,7 +394,7 @@ def percentile(samples: list[float], q: int) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] if len(samples) > 1 else samples[0]
 
 
-__all__ = ["ROOT", "Http", "Stack", "arguments", "consuming", "drained_rate", "finish_stamps", "machine",
-           "model_ready", "multipart", "percentile", "platform", "queue_info", "queue_now", "repeats", "row",
-           "run_jobs", "spread", "start_gunicorn", "start_pool", "submit_many", "summary", "until", "wait_consumed",
-           "warm_rate", "write_result"]
+__all__ = ["ROOT", "Http", "Stack", "arguments", "celery_drained_rate", "consuming", "drained_rate", "finish_stamps",
+           "machine", "model_ready", "multipart", "percentile", "platform", "queue_info", "queue_now", "repeats",
+           "row", "run_jobs", "spread", "start_gunicorn", "start_pool", "submit_many", "summary", "until",
+           "wait_consumed", "warm_rate", "write_result"]

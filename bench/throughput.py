@@ -13,22 +13,16 @@ repetition runs the platform, then the baseline.
 
 from __future__ import annotations
 
-import json
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 from harness import (
     Stack,
     arguments,
-    consuming,
+    celery_drained_rate,
     drained_rate,
-    finish_stamps,
     multipart,
     platform,
     repeats,
     row,
     submit_many,
-    warm_rate,
     write_result,
 )
 
@@ -48,30 +42,9 @@ def platform_rate(stack: Stack, n: int) -> float:
 
 
 def baseline_rate(stack: Stack, n: int) -> float:
-    from noop_app import app, noop
+    from noop_app import noop
 
-    consuming(stack, "noop", False)
-    counter, lock = iter(range(n)), threading.Lock()
-
-    def send() -> list[str]:
-        sent = []
-        while True:
-            with lock:
-                if next(counter, None) is None:
-                    return sent
-            sent.append(str(noop.apply_async(args=[{}]).id))
-
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        ids = [i for future in [pool.submit(send) for _ in range(CLIENTS)] for i in future.result()]
-    keys = [app.backend.get_key_for_task(i).decode() for i in ids]
-
-    def date_done(raw: bytes) -> str | None:
-        meta = json.loads(raw)
-        assert meta["status"] in ("STARTED", "SUCCESS"), meta
-        return str(meta["date_done"]) if meta["status"] == "SUCCESS" else None
-
-    consuming(stack, "noop", True)
-    return warm_rate(finish_stamps(keys, lambda pipe, key: pipe.get(key), date_done, 120 + n / 10))
+    return celery_drained_rate(stack, noop, {}, n, CLIENTS)
 
 
 def main() -> None:

@@ -3,8 +3,9 @@
 For sentiment (VADER: one text, a 256-text batch) and detection (yolov8n in PyTorch, then ONNX Runtime):
 model load time (imports included, in a fresh process), per-job latency p50 (one job at a time) and
 throughput (several clients at once; directly: 1000 / p50 in this one process).
-Through the platform a job is HTTP submit + `GET ?wait` with the default pools (sentiment 2
-processes, detection 1 process with every core's threads); directly it is the core's functions.
+Through the platform a job is HTTP submit + `GET ?wait` (sentiment: the default pool of 2 processes;
+detection: 1 process with every core's threads, the lowest latency for a lone image); directly it is
+the core's functions.
 
     .venv/bin/python bench/models.py                  # about 12 minutes on 2 cores (3 runs)
     .venv/bin/python bench/models.py --weights models/yolov8n.pt

@@ -2,13 +2,14 @@
 pool, jobs finished per second; next to N no-op Celery tasks sent with `apply_async`, then run by a
 pool of the same settings (same concurrency, same Celery configuration, same flags).
 
-    .venv/bin/python bench/throughput.py [--size small|full] [--jobs 2000] [--repeat 3]
+    .venv/bin/python bench/throughput.py [--size small|full] [--jobs 2000] [--repeat 5]
 
 Both pools run from the start. Each measure pauses its pool's consumer (Celery's `cancel_consumer`),
 queues its N jobs (4 HTTP clients, or 4 `apply_async` threads), then resumes it, so the figure is the
 pool's: the rate comes from the jobs' own finish stamps (the job record's `finished_at`; the Celery
 result's `date_done`), the first 10 % left out. The submit figure measures the API's side. Each
-repetition runs the platform, then the baseline.
+repetition runs the platform, then the baseline; 5 of them, as this figure's runs spread the widest on
+shared cores (one run of 3 gave 0.51, 0.80 and 0.87).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def baseline_rate(stack: Stack, n: int) -> float:
 
 
 def main() -> None:
-    parser = arguments(__doc__)
+    parser = arguments(__doc__, repeat=5)
     parser.add_argument("--jobs", type=int, default=None, help="jobs per measure (default 2000; small: 60)")
     parser.add_argument("--concurrency", type=int, default=2, help="processes of each pool (default 2)")
     args = parser.parse_args()

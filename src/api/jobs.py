@@ -24,7 +24,7 @@ from common.store import get_redis
 api = APIBlueprint("jobs", __name__, url_prefix="/v1/jobs", abp_tags=[Tag(name="jobs")])
 
 PUBLIC_FIELDS = tuple(JobView.model_fields)
-ERRORS: dict[int, type[BaseModel]] = {code: ErrorBody for code in (400, 404, 409, 413, 415, 429, 503)}
+ERRORS: dict[str | int, type[BaseModel]] = {code: ErrorBody for code in (400, 404, 409, 413, 415, 429, 503)}
 
 
 class JobPath(BaseModel):
@@ -103,9 +103,10 @@ def get_job(path: JobPath, query: WaitQuery) -> Any:
     With `wait=S` the answer comes as soon as the job is final, or after S seconds."""
     record = find(path.job_id)
     if query.wait > 0 and not JobStatus(record["status"]).is_final:
-        record = visible(records.wait_final(get_redis(), path.job_id, query.wait))
-    if record is None:
-        raise not_found(path.job_id)
+        waited = visible(records.wait_final(get_redis(), path.job_id, query.wait))
+        if waited is None:  # expired or deleted while waiting
+            raise not_found(path.job_id)
+        record = waited
     return jsonify(public(record))
 
 

@@ -83,7 +83,7 @@ def create(r: redis.Redis, job_id: str, job_type: str, owner: str = "", blob: by
 
 
 def load(r: redis.Redis, job_id: str) -> dict[str, Any] | None:
-    raw = r.hgetall(job_key(job_id))
+    raw: dict[bytes, bytes] = r.hgetall(job_key(job_id))  # type: ignore[assignment]
     if not raw:
         return None
     rec: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
@@ -173,7 +173,7 @@ def start_with_upload(r: redis.Redis, job_id: str, worker: str = "") -> tuple[in
 
 
 def set_progress(r: redis.Redis, job_id: str, percent: int) -> None:
-    r.hset(job_key(job_id), "progress", max(0, min(100, int(percent))))
+    r.hset(job_key(job_id), "progress", str(max(0, min(100, int(percent)))))
 
 
 def finish(r: redis.Redis, job_id: str, status: JobStatus, *, result: Any = None,

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field, fields
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HOURS_48 = 48 * 3600
@@ -72,7 +73,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         """Each field is read from its upper-case name: `broker_url` from `BROKER_URL`."""
-        values = {}
+        values: dict[str, Any] = {}
         for f in fields(cls):
             raw = os.environ.get(f.name.upper())
             if raw is None:

@@ -80,7 +80,7 @@ DESCRIPTIONS: dict[str, str] = {
 
 def _default(name: str) -> str:
     f = next(f for f in fields(Settings) if f.name == name)
-    value = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    value = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc, operator]
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, Path):

@@ -89,7 +89,7 @@ class JobTask(Task):
     def upload(self) -> bytes:
         data, self._upload = self._upload, None  # read with the start of the job (`before_start`)
         if data is None:
-            data = self._store("read the upload", lambda: get_redis().get(records.blob_key(self.request.id)))
+            data = self._store("read the upload", lambda: get_redis().get(records.blob_key(self.request.id)))  # type: ignore[assignment]
         if data is None:
             raise InputError("The uploaded file is no longer stored (it expired or the job was cancelled).")
         return data

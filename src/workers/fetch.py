@@ -71,7 +71,7 @@ def check_address(host: str, port: int, allowlist: frozenset[str]) -> Address:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
         raise InputError(f"The host {host!r} does not resolve.", code="fetch_failed") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if host not in allowlist:
         refused = [a for a in addresses if not _public(a) and str(a) not in allowlist]
         if refused:

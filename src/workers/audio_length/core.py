@@ -33,7 +33,7 @@ def measure(data: bytes, max_seconds: float | None = None) -> dict[str, object]:
             _check_length(frames / sample_rate if sample_rate else 0.0, max_seconds)
             sound.seek(max(frames - 1, 0))
             last = sound.read(1)
-        duration = librosa.get_duration(path=io.BytesIO(data))
+        duration = librosa.get_duration(path=io.BytesIO(data))  # type: ignore[arg-type]  # soundfile reads file objects
     except (soundfile.LibsndfileError, RuntimeError, EOFError, ValueError) as exc:
         raise InputError(f"The file is not audio that can be decoded (WAV, FLAC, OGG, Opus, MP3): {exc}",
                          code="undecodable_audio") from None

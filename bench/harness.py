@@ -277,18 +277,8 @@ def celery_drained_rate(stack: Stack, task: Any, payload: dict[str, Any], n: int
     `task.apply_async(args=[payload])` from `clients` threads, queued while it was paused; the rate from
     the results' `date_done` in Celery's Redis backend, as `drained_rate` takes it from the job records."""
     consuming(stack, "noop", False)
-    counter, lock = iter(range(n)), threading.Lock()
-
-    def send() -> list[str]:
-        sent = []
-        while True:
-            with lock:
-                if next(counter, None) is None:
-                    return sent
-            sent.append(str(task.apply_async(args=[payload]).id))
-
     with ThreadPoolExecutor(clients) as pool:
-        ids = [i for future in [pool.submit(send) for _ in range(clients)] for i in future.result()]
+        ids = list(pool.map(lambda _: str(task.apply_async(args=[payload]).id), range(n)))
     keys = [task.app.backend.get_key_for_task(i).decode() for i in ids]
 
     def date_done(raw: bytes) -> str | None:

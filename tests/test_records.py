@@ -7,6 +7,7 @@ import uuid
 
 from common import records
 from common.records import JobStatus
+from common.settings import get_settings
 from common.store import get_redis
 
 
@@ -65,3 +66,40 @@ def test_an_upload_kept_past_success_lives_as_long_as_its_record(platform_env: d
     assert r.get(records.blob_key(kept)) is None  # moved, not copied
     assert abs(r.ttl(records.source_key(kept)) - r.ttl(records.job_key(kept))) <= 1
     assert records.load_kept_upload(r, failed) is None and r.get(records.blob_key(failed)) is None
+
+
+def test_progress_is_written_only_for_the_running_attempt_and_never_recreates_a_record(
+        platform_env: dict[str, str]) -> None:
+    r, job_id = get_redis(), new_job(platform_env)
+    assert not records.set_progress(r, job_id, 10)  # still PENDING
+    first = records.mark_started(r, job_id, "host-a:1")
+    second = records.mark_started(r, job_id, "host-b:2")
+    assert records.set_progress(r, job_id, 40, attempt=second)
+    assert not records.set_progress(r, job_id, 90, attempt=first)  # a worker cut off mid-job
+    assert records.load(r, job_id)["progress"] == 40  # type: ignore[index]
+
+    r.delete(records.job_key(job_id))  # expired while it ran
+    assert not records.set_progress(r, job_id, 50, attempt=second)
+    assert not r.exists(records.job_key(job_id))
+
+
+def test_progress_leaves_an_ended_job_as_it_ended(platform_env: dict[str, str]) -> None:
+    r, job_id = get_redis(), new_job(platform_env)
+    attempt = records.mark_started(r, job_id, "host-a:1")
+    assert records.finish(r, job_id, JobStatus.REVOKED, error={"code": "revoked", "message": "cancelled"})
+    assert not records.set_progress(r, job_id, 70, attempt=attempt)
+    record = records.load(r, job_id)
+    assert record is not None and record["status"] == "REVOKED" and record["progress"] == 0
+
+
+def test_a_start_gives_the_record_its_full_ttl_again(platform_env: dict[str, str]) -> None:
+    """A job that waited long in its queue keeps its record for `RESULT_TTL_S` from its start."""
+    r, job_id = get_redis(), new_job(platform_env)
+    r.expire(records.job_key(job_id), 60)
+    records.start_with_upload(r, job_id, "host-a:1")
+    assert r.ttl(records.job_key(job_id)) > get_settings().result_ttl_s - 60
+
+    other = new_job(platform_env)
+    r.expire(records.job_key(other), 60)
+    records.mark_started(r, other, "host-a:1")
+    assert r.ttl(records.job_key(other)) > get_settings().result_ttl_s - 60

@@ -4,8 +4,10 @@ Workers run in many processes (Celery's prefork children) on many machines, so t
 themselves: each finished job adds to one Redis hash, `{prefix}stats:jobs` (HINCRBY of its run-time
 bucket, HINCRBYFLOAT of the sum, EXPIRE), in the same script that stores its end (`records.finish`), so
 a job is counted once, when its end is stored, at no extra round trip. The hash holds at most
-types × states × (buckets + 1) fields and expires `STATS_TTL_S` after the last finished job, so it
-is bounded both ways. The API turns it into Prometheus counters and histograms (`api.metrics`).
+types × states × (buckets + 1) fields and expires `STATS_TTL_S` (48 h, like every key the platform
+writes) after the last finished job, so it is bounded both ways. After 48 h without a finished job the
+counters start again from zero, which Prometheus reads as a counter reset (`rate` and `increase` allow
+for it). The API turns it into Prometheus counters and histograms (`api.metrics`).
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from dataclasses import dataclass, field
 
 import redis
 
-from common.settings import get_settings
+from common.settings import HOURS_48, get_settings
 
 log = logging.getLogger(__name__)
 
 # Upper bounds (seconds) of the run-time buckets; the last bucket is +Inf.
 BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
-STATS_TTL_S = 30 * 24 * 3600
+STATS_TTL_S = HOURS_48
 
 
 def stats_key() -> str:

@@ -117,21 +117,36 @@ def load_model_status(r: redis.Redis, job_type: str) -> dict[str, Any] | None:
     return json.loads(raw) if raw is not None else None
 
 
-# Both scripts leave a missing record missing and a final record untouched, so a late or repeated
-# delivery can neither resurrect an expired job nor overwrite how it ended.
+# The scripts leave a missing record missing and a final record untouched, so a late or repeated delivery
+# can neither resurrect an expired job nor overwrite how it ended. Each write refreshes the record's TTL
+# (`_START` too: a job that waited long in its queue keeps its full `result_ttl_s` from its start). Redis
+# refuses a script (READONLY, MISCONF; OOM for all but `_FINISH`: `store.is_outage`) at its first write, so
+# a refused script has written nothing.
 _START = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
 if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then return -2 end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'status', 'STARTED', 'started_at', ARGV[1], 'progress', 0, 'worker', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
 return attempts
+"""
+# Progress only for a running job (never a missing, pending or final record), and only from its latest
+# attempt when given one (ARGV[2]).
+_PROGRESS = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'STARTED' then return 0 end
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'progress', ARGV[1])
+return 1
 """
 # `_FINISH` also drops the upload (or, given ARGV[8] = '1', keeps it under KEYS[4] as long as the record)
 # and tells waiting long-polls, so a job ends in one round trip. Given an attempt number (ARGV[4]), it writes
 # only if no later attempt has started: a worker cut off mid-job, whose job was meanwhile delivered to
 # another, must not decide how the job ends (nor drop the upload it reads).
-_FINISH = """
+# `allow-oom` (Redis 7): a Redis full under `noeviction` still takes the end of a job that runs (a few
+# hundred bytes, and it frees the upload) and a cancel, while it refuses new jobs and starts: the work done
+# is kept instead of being held, then run again.
+_FINISH = """#!lua flags=allow-oom
 local status = redis.call('HGET', KEYS[1], 'status')
 if status and ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[4] then return 0 end
 if not status or status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then
@@ -158,22 +173,25 @@ NOT_FOUND, ALREADY_FINAL = -1, -2
 
 
 def mark_started(r: redis.Redis, job_id: str, worker: str = "") -> int:
-    """Count one more attempt, note the worker (`host:pid`) running it, and return the count, or
-    NOT_FOUND / ALREADY_FINAL (nothing written)."""
-    return int(r.eval(_START, 1, job_key(job_id), now(), worker))  # type: ignore[arg-type]
+    """Count one more attempt, note the worker (`host:pid`) running it, refresh the record's TTL and return
+    the count, or NOT_FOUND / ALREADY_FINAL (nothing written)."""
+    return int(r.eval(_START, 1, job_key(job_id), now(), worker, get_settings().result_ttl_s))  # type: ignore[arg-type]
 
 
 def start_with_upload(r: redis.Redis, job_id: str, worker: str = "") -> tuple[int, bytes | None]:
     """`mark_started` and the job's upload in one round trip."""
     with r.pipeline(transaction=False) as pipe:
-        pipe.eval(_START, 1, job_key(job_id), now(), worker)  # type: ignore[arg-type]
+        pipe.eval(_START, 1, job_key(job_id), now(), worker, get_settings().result_ttl_s)  # type: ignore[arg-type]
         pipe.get(blob_key(job_id))
         attempts, upload = pipe.execute()
     return int(attempts), upload
 
 
-def set_progress(r: redis.Redis, job_id: str, percent: int) -> None:
-    r.hset(job_key(job_id), "progress", str(max(0, min(100, int(percent)))))
+def set_progress(r: redis.Redis, job_id: str, percent: int, attempt: int | None = None) -> bool:
+    """Note a running job's progress; return False, writing nothing, if the job is not running (gone, still
+    pending, or already ended) or, given `attempt`, if a later attempt has started."""
+    percent = max(0, min(100, int(percent)))
+    return bool(r.eval(_PROGRESS, 1, job_key(job_id), percent, "" if attempt is None else attempt))
 
 
 def finish(r: redis.Redis, job_id: str, status: JobStatus, *, result: Any = None,

@@ -6,92 +6,39 @@ it never disturbs the shared services other tests run against. Figures are print
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 import secrets
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import redis
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from support import services
+from support.faults import (
+    RUN,
+    SHARED_MANAGEMENT,
+    alive,
+    all_final,
+    assert_503,
+    finish_times,
+    finished,
+    gave_up,
+    job,
+    longest_store_retry_s,
+    platform,
+    platform_env,
+    shared_vhost,
+    submit,
+)
 from support.media import tone
 from support.private import private_rabbitmq, private_redis
-from support.processes import Proc, env_for, free_port, spawn, start_api, start_worker
+from support.processes import Proc, free_port, spawn, start_api, start_worker
 from support.wait import until
 from support.web import Site
-
-RUN = uuid.uuid4().hex[:8]
-FINAL = ("SUCCESS", "FAILURE", "REVOKED")
-SHARED_MANAGEMENT = services.MANAGEMENT.replace("http://", "http://guest:guest@")
-
-
-def platform_env(prefix: str, broker_url: str, management_url: str, redis_url: str, **extra: str) -> dict[str, str]:
-    env = env_for("", prefix, FETCH_ALLOWLIST="127.0.0.1", **extra)
-    env.update(BROKER_URL=broker_url, RABBITMQ_MANAGEMENT_URL=management_url, REDIS_URL=redis_url)
-    return env
-
-
-@contextmanager
-def platform(env: dict[str, str], name: str, concurrency: int = 2) -> Iterator[tuple[str, Proc]]:
-    """The API under gunicorn and one audio_length pool; yields (API URL, worker) once the pool consumes."""
-    api, url = start_api(env)
-    worker = start_worker(env, "audio_length", f"{name}-{RUN}", concurrency)
-    try:
-        until(lambda: alive(worker) and requests.get(f"{url}/ready", timeout=5).json()["queues"]["audio_length"]
-              ["consumers"] >= 1, 120, f"the {name} worker consuming\n{worker.tail()}")
-        yield url, worker
-    finally:
-        worker.stop()
-        api.stop()
-
-
-def alive(proc: Proc) -> bool:
-    assert proc.popen.poll() is None, f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}"
-    return True
-
-
-@contextmanager
-def shared_vhost() -> Iterator[str]:
-    services.require_services()
-    vhost = services.create_vhost()
-    try:
-        yield f"{services.AMQP_ROOT}/{vhost}"
-    finally:
-        services.delete_vhost(vhost)
-
-
-def submit(api: str, session: requests.Session | None = None, **kwargs: Any) -> str:
-    response = (session or requests).post(f"{api}/v1/jobs/audio_length", timeout=60, **kwargs)
-    assert response.status_code == 202, response.text
-    return str(response.json()["job_id"])
-
-
-def job(api: str, job_id: str) -> dict[str, Any]:
-    response = requests.get(f"{api}/v1/jobs/{job_id}", timeout=30)
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-def assert_503(response: requests.Response, code: str) -> None:
-    assert response.status_code == 503, f"{response.status_code}: {response.text}"
-    assert response.json()["error"]["code"] == code and response.json()["error"]["message"], response.text
-    assert int(response.headers["Retry-After"]) > 0
-
-
-def longest_store_retry_s(worker: Proc, what: str) -> int:
-    """The longest a record write (`what`) has been retried so far, from the worker's retry log lines."""
-    pattern = rf"{re.escape(what)}: Redis unreachable .*\((\d+) s so far\)"
-    return max((int(s) for s in re.findall(pattern, worker.log.read_text(errors="replace"))), default=-1)
 
 
 def test_redis_outage_answers_503_and_every_job_ends_success(site: Site) -> None:
@@ -154,11 +101,6 @@ def store_outage(api: str, job_id: str, worker: Proc) -> list[int]:
     return answers
 
 
-def all_final(api: str, ids: list[str]) -> dict[str, dict[str, Any]] | None:
-    records = {i: job(api, i) for i in ids}
-    return records if all(r["status"] in FINAL for r in records.values()) else None
-
-
 def test_a_final_write_past_its_retry_budget_requeues_the_job(site: Site) -> None:
     """With `STORE_RETRY_S=2`, a job that finishes while Redis is down gives up storing its SUCCESS after 2 s:
     its message is requeued, not acked. The worker takes it again at once and retries starting it; once Redis
@@ -179,12 +121,6 @@ def test_a_final_write_past_its_retry_budget_requeues_the_job(site: Site) -> Non
             record = until(lambda: all_final(api, [job_id]), 60, "the job to end")[job_id]
     assert record["status"] == "SUCCESS" and record["result"]["duration_seconds"] == pytest.approx(0.3)
     assert record["attempts"] == 2, record
-
-
-def gave_up(worker: Proc, job_id: str, what: str) -> bool:
-    """The worker's log says it gave up on `what` for this job (its log lines carry the job id)."""
-    return any(job_id in line and f"{what}: Redis still unreachable" in line
-               for line in worker.log.read_text(errors="replace").splitlines())
 
 
 def test_a_worker_started_while_redis_is_down_comes_up_and_runs_jobs_once_it_is_back() -> None:
@@ -292,14 +228,6 @@ def restart_under_load(broker: Any, api: str, prefix: str, ids: list[str], worke
             "lost": 0, "started_twice": len(twice), "ran_to_success_twice": completions - len(records)}
 
 
-def finished(api: str) -> int:
-    """SUCCESS finishes reported by the workers, from the API's /metrics (`jobs_finished_total`)."""
-    text = requests.get(f"{api}/metrics", timeout=30).text
-    wanted = {"type": "audio_length", "state": "SUCCESS"}
-    return sum(int(sample.value) for family in text_string_to_metric_families(text) for sample in family.samples
-               if sample.name == "jobs_finished_total" and sample.labels == wanted)
-
-
 def accepted(api: str) -> str | None:
     response = requests.post(f"{api}/v1/jobs/audio_length", files={"audio": ("a.wav", tone(0.05))}, timeout=60)
     assert response.status_code in (202, 503), response.text
@@ -316,11 +244,6 @@ def all_success(r: redis.Redis, prefix: str, ids: list[str]) -> dict[str, dict[s
     failed = {i: rec for i, rec in records.items() if rec["status"] not in ("SUCCESS", "PENDING", "STARTED")}
     assert not failed, f"jobs lost or failed: {list(failed.items())[:5]}"
     return records if all(rec["status"] == "SUCCESS" for rec in records.values()) else None
-
-
-def finish_times(records: dict[str, dict[str, Any]]) -> list[float]:
-    return [dt.datetime.fromisoformat(rec["finished_at"].replace("Z", "+00:00")).timestamp()
-            for rec in records.values()]
 
 
 def flower_sees_worker(url: str, auth: tuple[str, str], worker: Proc, jobs: int, flower: Proc) -> None:

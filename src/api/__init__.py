@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from api import access, jobs, meta, metrics, queues
 from api.inputs import describe_validation_error
 from api.submit import broker_refused
-from common import logs
+from common import logs, store
 from common.broker import make_celery
 from common.errors import PlatformError, Unauthorized, Unavailable
 from common.settings import Settings, get_settings
@@ -79,10 +79,10 @@ def _error_response(exc: Exception) -> Response:
     if isinstance(exc, OperationalError):
         return error_json(503, "broker_unavailable", "The message broker is unavailable; retry shortly.",
                           {"Retry-After": "5"})
-    if isinstance(exc, redis.RedisError):
+    if isinstance(exc, redis.RedisError) and store.is_outage(exc):  # down, full, read-only, loading, busy...
         return error_json(503, "store_unavailable", "The job store (Redis) is unavailable; retry shortly.",
                           {"Retry-After": "5"})
-    log.exception("unhandled error")
+    log.exception("unhandled error")  # a Redis error that is not an outage (WRONGTYPE, a script error) is a bug
     return error_json(500, "internal_error", "The server hit an unexpected error; it has been logged.")
 
 

@@ -1,5 +1,6 @@
-"""The process's Redis client (one connection pool per process; redis-py resets it after fork), and the
-retry that lets a worker's record writes outlast a Redis outage."""
+"""The process's Redis client (one connection pool per process; redis-py resets it after fork), the one
+place that tells a Redis outage from a bug (`is_outage`), and the retry that lets a worker's record
+writes outlast an outage."""
 
 from __future__ import annotations
 
@@ -18,9 +19,33 @@ from common.settings import get_settings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Redis unreachable, restarting or still loading its data (BusyLoadingError is a ConnectionError): worth
-# retrying. Any other RedisError (a wrong type, a script error) would fail the same way again.
-UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+# Error replies by which Redis says "not now": the same command succeeds once it has memory again (OOM under
+# `noeviction`), is a master again (READONLY after a failover, MASTERDOWN, NOREPLICAS), can persist again
+# (MISCONF), has loaded its data (LOADING) or its script has ended (BUSY). Any other reply (WRONGTYPE, a
+# script error, a wrong argument, NOPERM) would fail the same way again: a bug, never retried.
+OUTAGE_REPLIES = frozenset({"OOM", "READONLY", "MASTERDOWN", "NOREPLICAS", "MISCONF", "LOADING", "BUSY",
+                            "TRYAGAIN", "CLUSTERDOWN"})
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` is Redis unreachable or refusing for now (retry later; the API answers 503), rather than
+    a bug. Unreachable covers a lost or refused connection, a timeout, a server still loading its data
+    (redis-py's BusyLoadingError) and a password it refuses, all ConnectionError or TimeoutError."""
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        return True
+    return isinstance(exc, redis.ResponseError) and reply_code(exc) in OUTAGE_REPLIES
+
+
+def reply_code(exc: redis.ResponseError) -> str:
+    """The error reply's first word ("OOM", "READONLY", "WRONGTYPE"...). redis-py keeps it in `status_code`
+    for the replies it has a class for (OutOfMemoryError, ReadOnlyError); otherwise the message starts with
+    it, after "Command # n (...) of pipeline caused error: " for a command of a pipeline. Redis 7 keeps the
+    code of an error raised by a command inside a script."""
+    code = getattr(exc, "status_code", None)
+    if code:
+        return str(code)
+    message = str(exc).split(" caused error: ", 1)[-1]
+    return message.split(" ", 1)[0]
 
 
 @cache
@@ -34,8 +59,9 @@ def get_redis() -> redis.Redis:
 
 
 def retrying(call: Callable[[], T], what: str, budget_s: float | None = None) -> T:
-    """Return `call()`, retried while Redis is unreachable with exponential backoff (0.1 s doubling up to
-    5 s) for at most `budget_s` (`STORE_RETRY_S`); each retry is logged. Then the last error is raised."""
+    """Return `call()`, retried during a Redis outage (`is_outage`) with exponential backoff (0.1 s doubling
+    up to 5 s) for at most `budget_s` (`STORE_RETRY_S`); each retry is logged. Then the last error is raised.
+    Any other Redis error is raised at once."""
     budget = get_settings().store_retry_s if budget_s is None else budget_s
     started = time.monotonic()
     backoff = ExponentialBackoff(cap=5, base=0.05)
@@ -43,17 +69,19 @@ def retrying(call: Callable[[], T], what: str, budget_s: float | None = None) ->
     while True:
         try:
             return call()
-        except UNREACHABLE as exc:
+        except redis.RedisError as exc:
+            if not is_outage(exc):
+                raise
             failures += 1
             delay = backoff.compute(failures)
             waited = time.monotonic() - started
             if waited + delay > budget:
-                log.error("%s: Redis still unreachable after %.0f s and %d retries: %s",
-                          what, waited, failures - 1, exc)
+                log.error("%s: Redis still unavailable after %.0f s and %d retries: %s: %s",
+                          what, waited, failures - 1, type(exc).__name__, exc)
                 raise
-            log.warning("%s: Redis unreachable (%s); retry %d in %.1f s (%.0f s so far)",
-                        what, exc, failures, delay, waited)
+            log.warning("%s: Redis unavailable (%s: %s); retry %d in %.1f s (%.0f s so far)",
+                        what, type(exc).__name__, exc, failures, delay, waited)
             time.sleep(delay)
 
 
-__all__ = ["UNREACHABLE", "get_redis", "retrying"]
+__all__ = ["OUTAGE_REPLIES", "get_redis", "is_outage", "reply_code", "retrying"]

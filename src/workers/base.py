@@ -19,7 +19,7 @@ from common.errors import InputError, PlatformError
 from common.records import JobStatus
 from common.settings import get_settings
 from common.store import get_redis
-from workers.request import hard_limit_error, poison_error
+from workers.request import poison_error
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -95,17 +95,22 @@ class JobTask(Task):
         return data
 
     def progress(self, percent: int) -> None:
-        """Best effort: while Redis is unreachable the job goes on without it (its final write, retried,
-        sets progress 100), rather than waiting on a figure nobody can read meanwhile."""
+        """Best effort: during a Redis outage (unreachable, full, read-only: `store.is_outage`) the job goes on
+        without it (its final write, retried, sets progress 100), rather than waiting on a figure nobody can
+        read meanwhile."""
         try:
-            records.set_progress(get_redis(), self.request.id, percent)
-        except store.UNREACHABLE as exc:
-            log.warning("job %s: progress %d%% not stored: %s", self.request.id, percent, exc)
+            records.set_progress(get_redis(), self.request.id, percent, self._attempt)
+        except redis.RedisError as exc:
+            if not store.is_outage(exc):
+                raise
+            log.warning("job %s: progress %d%% not stored: %s: %s", self.request.id, percent, type(exc).__name__, exc)
 
     # --- record transitions ---
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        # The task object outlives its job: until this job's start is stored, nothing of the previous
+        # job's (its attempt number fences `_finish`) may stand for this one's.
+        self._started, self._attempt, self._upload = 0.0, None, None
         worker = f"{socket.gethostname()}:{os.getpid()}"
-        self._upload = None
         job_type = catalog.BY_NAME.get(self.job_type)
         if job_type is not None and job_type.upload is not None:
             attempts, self._upload = self._store(
@@ -134,15 +139,17 @@ class JobTask(Task):
         self._finish(task_id, JobStatus.SUCCESS, result=retval)
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        if isinstance(exc, store.UNREACHABLE) and not self.request.called_directly:
+        if isinstance(exc, TimeLimitExceeded):
+            # The hard limit, called in the worker's main process after `JobRequest.on_failure` has stored
+            # it for the attempt its child ran (or requeued the message): this task object knows no attempt.
+            return
+        if store.is_outage(exc) and not self.request.called_directly:
             # The store failed, not the job (an upload read past its retries): run it again later.
-            raise Reject(f"Redis unreachable ({exc}); the message is requeued, not acked", requeue=True) from None
+            raise Reject(f"Redis unavailable ({type(exc).__name__}: {exc}); the message is requeued, not acked",
+                         requeue=True) from None
         # Past the soft time limit the hard one kills the child 15 s later: retry for less than that.
         budget_s = 10.0 if isinstance(exc, SoftTimeLimitExceeded) else None
-        try:
-            self._finish(task_id, JobStatus.FAILURE, budget_s, error=classify(exc))
-        except store.UNREACHABLE as unreachable:  # only in the main process (the child raises Reject)
-            log.error("job %s: FAILURE not stored, Redis unreachable: %s", task_id, unreachable)
+        self._finish(task_id, JobStatus.FAILURE, budget_s, error=classify(exc))
 
     def _finish(self, task_id: str, status: JobStatus, budget_s: float | None = None, **outcome: Any) -> None:
         """Store this attempt's end (unless the job already ended or a later attempt started) and count it."""
@@ -157,17 +164,19 @@ class JobTask(Task):
                      "started", task_id, attempt, status.value)
 
     def _store(self, what: str, write: Callable[[], T], budget_s: float | None = None) -> T:
-        """A record write that outlasts a Redis outage. In the pool child it is retried (`store.retrying`)
-        until `STORE_RETRY_S` or the job's soft time limit runs out; then `Reject(requeue=True)` makes the
-        worker requeue the message instead of acking it (Celery lets `Reject` out of `before_start`,
-        `on_success` and `on_failure`, and acks only after they return), so the job runs again later.
-        In the worker's main process (`on_failure` after a hard time limit; `called_directly`) one try:
-        blocking there would stall every job of the worker."""
+        """A record write that outlasts a Redis outage (unreachable, full, read-only...: `store.is_outage`).
+        In the pool child it is retried (`store.retrying`) until `STORE_RETRY_S` or the job's soft time
+        limit runs out; then `Reject(requeue=True)` makes the worker requeue the message instead of acking
+        it (Celery lets `Reject` out of `before_start`, `on_success` and `on_failure`, and acks only after
+        they return), so the job runs again later. Any other Redis error is a bug: raised as it is.
+        Called directly (no worker) one try."""
         if self.request.called_directly:
             return write()
         try:
             return store.retrying(write, what, budget_s)
-        except (*store.UNREACHABLE, SoftTimeLimitExceeded) as exc:
+        except (redis.RedisError, SoftTimeLimitExceeded) as exc:
+            if isinstance(exc, redis.RedisError) and not store.is_outage(exc):
+                raise
             reason = f"could not {what} ({type(exc).__name__}: {exc}); the message is requeued, not acked"
             log.warning("%s", reason)
             raise Reject(reason, requeue=True) from None  # the reason says it all; Celery logs no chain
@@ -179,6 +188,4 @@ def classify(exc: BaseException) -> dict[str, str]:
         return exc.to_dict()
     if isinstance(exc, SoftTimeLimitExceeded):
         return {"code": "time_limit_exceeded", "message": "The job ran past its time limit and was stopped."}
-    if isinstance(exc, TimeLimitExceeded):  # the hard limit, reported in the main process
-        return hard_limit_error(exc.args[0] if exc.args else None)
     return {"code": "internal_error", "message": f"The worker failed: {type(exc).__name__}: {exc}"}

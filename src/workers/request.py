@@ -8,6 +8,10 @@ Celery runs `JobRequest` (`JobTask.Request`) in the main process for every job. 
   rejected without requeue: RabbitMQ dead-letters it to `<type>.dead` (`common.broker`).
 - The child ran past the hard time limit and was killed: the record ends FAILURE `time_limit_exceeded`.
 
+Either decision takes one try at Redis (the main process must not block: it runs every job of the worker).
+If Redis cannot take it (`store.is_outage`), the message is requeued, never acknowledged, and the next
+delivery's `before_start` writes again.
+
 When the whole worker dies, no main process decides: `JobTask.before_start` then refuses a delivery
 past `MAX_DELIVERIES` the same way, without running it.
 """
@@ -23,7 +27,7 @@ from typing import Any
 import redis
 from billiard.einfo import ExceptionWithTraceback
 from celery import bootsteps
-from celery.exceptions import WorkerLostError
+from celery.exceptions import TimeLimitExceeded, WorkerLostError
 from celery.worker import state
 from celery.worker.request import Request
 from kombu import Connection
@@ -33,7 +37,7 @@ from common.broker import dead_letter_queue_name, dead_letter_queues
 from common.catalog import BY_NAME
 from common.records import JobStatus
 from common.settings import get_settings
-from common.store import get_redis
+from common.store import get_redis, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +70,11 @@ class JobRequest(Request):  # type: ignore[misc]
             isinstance(exc, SystemExit | KeyboardInterrupt) and not (self._already_cancelled or self._already_revoked))
         if lost and self.task.acks_late and not state.should_terminate:
             self._park_if_spent(exc)
-        # After a park the message is already rejected: Celery's own requeue below is then a no-op
-        # (`reject` acts once), and the rest of its bookkeeping (task_ready, logs) still runs.
+        # billiard reports a hard time limit here first (Celery acknowledges it below), then calls `on_timeout`.
+        if isinstance(exc, TimeLimitExceeded) and not state.should_terminate:
+            self._store_hard_limit(exc.args[0] if exc.args else None)
+        # After a park or a requeue the message is already rejected: Celery's own acknowledgement or requeue
+        # below is then a no-op (`reject` and `acknowledge` act once); its bookkeeping (task_ready, logs) runs.
         return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
     def _park_if_spent(self, exc: BaseException) -> None:
@@ -84,23 +91,29 @@ class JobRequest(Request):  # type: ignore[misc]
             records.finish(r, self.id, JobStatus.FAILURE, error=error, attempt=attempts,
                            stats_of=(self.task.job_type, self._run_s()))
         except redis.RedisError as exc_redis:  # requeue as usual: the next delivery's `before_start` decides
-            log.warning("job %s: worker lost and its record unreadable (%s); requeued", self.id, exc_redis)
+            log.warning("job %s: worker lost, its record not read or written (%s: %s); requeued",
+                        self.id, type(exc_redis).__name__, exc_redis)
             return
         log.error("job %s: %s", self.id, error["message"])
         self.reject(requeue=False)
 
-    def on_timeout(self, soft: bool, timeout: float) -> Any:
-        if not soft and not state.should_terminate:
-            try:
-                r = get_redis()
-                record = records.load(r, self.id)
-                # Only the attempt this child ran: another worker may have started the job since.
-                if record is not None and record.get("worker") == f"{socket.gethostname()}:{self.worker_pid}":
-                    records.finish(r, self.id, JobStatus.FAILURE, error=hard_limit_error(timeout),
-                                   attempt=record["attempts"], stats_of=(self.task.job_type, self._run_s()))
-            except redis.RedisError as exc:
-                log.warning("job %s: hard time limit, record not written: %s", self.id, exc)
-        return super().on_timeout(soft, timeout)
+    def _store_hard_limit(self, timeout: float | None) -> None:
+        """End the attempt this child ran FAILURE `time_limit_exceeded` (another worker may have started the
+        job since: then nothing is written). If Redis is unavailable, requeue the message: acknowledging
+        it would leave the job STARTED, with no run to come, until its record expires."""
+        try:
+            r = get_redis()
+            record = records.load(r, self.id)
+            if record is not None and record.get("worker") == f"{socket.gethostname()}:{self.worker_pid}":
+                records.finish(r, self.id, JobStatus.FAILURE, error=hard_limit_error(timeout),
+                               attempt=record["attempts"], stats_of=(self.task.job_type, self._run_s()))
+        except redis.RedisError as exc:
+            if not is_outage(exc):
+                log.exception("job %s: hard time limit, record not written", self.id)
+                return
+            log.warning("job %s: hard time limit, record not written (%s: %s); the message is requeued, not acked",
+                        self.id, type(exc).__name__, exc)
+            self.reject(requeue=True)
 
     def _run_s(self) -> float:
         started = getattr(self, "time_start", None)

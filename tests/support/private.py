@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import redis
 import requests
 from kombu import Connection
@@ -131,15 +132,56 @@ class PrivateRedis:
 
     def reachable(self) -> bool:
         try:
-            with redis.Redis(host=self.host, port=self.port, password=self.password, socket_connect_timeout=1) as r:
+            with self.client() as r:
                 return bool(r.ping())
         except redis.RedisError:
             return False
 
+    def client(self) -> redis.Redis:
+        return redis.Redis(host=self.host, port=self.port, password=self.password, socket_connect_timeout=1)
+
+
+@contextmanager
+def full(server: PrivateRedis) -> Iterator[None]:
+    """`maxmemory` set to the memory `server` uses, under `noeviction`: it refuses every write that needs
+    memory (OOM) until the limit is lifted on exit. The limit is set 256 KiB under the memory in use: at the
+    exact figure, the swings of client buffers (a few KiB a reply) let a write through now and then."""
+    with server.client() as r:
+        r.config_set("maxmemory-policy", "noeviction")
+        try:
+            r.config_set("maxmemory", int(r.info("memory")["used_memory"]) - 256 * 1024)
+            with pytest.raises(redis.exceptions.OutOfMemoryError):
+                r.set("probe:maxmemory", b"x" * 1024, ex=60)
+            yield
+        finally:
+            r.config_set("maxmemory", 0)
+
+
+@contextmanager
+def failed_over(server: PrivateRedis) -> Iterator[PrivateRedis]:
+    """A failover and back: a second private Redis replicates `server`, then takes its place (FAILOVER), so
+    `server` is a read-only replica of it (writes answer READONLY, reads go on) with its data kept (it
+    resyncs from the copy it has just made). On exit `server` is promoted back (REPLICAOF NO ONE)."""
+    with private_redis(server.host) as other, server.client() as r, other.client() as o:
+        r.config_set("masterauth", other.password)
+        o.config_set("masterauth", server.password)
+        o.replicaof(server.host, server.port)
+        until(lambda: r.info("replication").get("slave0", {}).get("state") == "online", 30,
+              "the second Redis to replicate the first")
+        r.execute_command("FAILOVER", "TIMEOUT", 10000)
+        until(lambda: r.info("replication").get("master_link_status") == "up", 30,
+              "the first Redis to be a replica of the second")
+        try:
+            yield other
+        finally:
+            r.replicaof("NO", "ONE")
+
 
 @contextmanager
 def private_redis(host: str = "127.0.0.1") -> Iterator[PrivateRedis]:
-    server = PrivateRedis(host, free_port(host))
+    # Below Linux's ephemeral range (32768-60999): a Redis stopped and started again must find its port free,
+    # not taken meanwhile by some process's outgoing connection.
+    server = PrivateRedis(host, free_port(host, below=32768))
     try:
         server.start()
         yield server

@@ -1,0 +1,80 @@
+"""The base task's record writes while Redis refuses them, run in this process against a private Redis:
+a start that could not be stored leaves nothing of the previous job's attempt on the task (its fencing
+number), and progress is best effort whatever the refusal."""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from celery.exceptions import CDeprecationWarning, Reject
+
+from common import records
+from common.store import get_redis
+from support.private import PrivateRedis, full, private_redis
+from support.processes import settings_of
+
+
+@pytest.fixture
+def store(platform_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateRedis]:
+    """This process's settings point at a private Redis (own key prefix); a start gives up after 1 s."""
+    monkeypatch.setenv("STORE_RETRY_S", "1")
+    with private_redis() as server, settings_of({**platform_env, "REDIS_URL": server.url,
+                                                 "KEY_PREFIX": f"test-base-{uuid.uuid4().hex[:8]}:"}):
+        yield server
+
+
+@pytest.fixture
+def task() -> Any:
+    """The worker's own task object, bound to its app as in a pool child. The catalog's `queue=` on the task
+    is deprecated in Celery (a warning the worker shows too; here warnings are errors)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CDeprecationWarning)
+        import workers.audio_length.task  # noqa: F401  (registers the task)
+        from workers.celery_app import app
+
+        return app.tasks["audio_length.run"]
+
+
+def new_job() -> str:
+    job_id = str(uuid.uuid4())
+    records.create(get_redis(), job_id, "audio_length", blob=b"the upload")
+    return job_id
+
+
+def start(task: Any, job_id: str) -> None:
+    """What the worker's pool child does before it runs a job's body: the request, then `before_start`."""
+    task.push_request(id=job_id, called_directly=False)
+    try:
+        task.before_start(job_id, (), {})
+    finally:
+        task.pop_request()
+
+
+def test_a_start_that_could_not_be_stored_keeps_no_attempt_of_the_previous_job(store: PrivateRedis, task: Any) -> None:
+    previous, job_id = new_job(), new_job()
+    start(task, previous)
+    assert task._attempt == 1 and task._started > 0
+
+    store.stop()
+    with pytest.raises(Reject) as rejected:  # requeued, not acked
+        start(task, job_id)
+    assert rejected.value.requeue
+    assert task._attempt is None and task._started == 0.0 and task._upload is None
+
+
+def test_progress_goes_on_while_redis_is_full(store: PrivateRedis, task: Any) -> None:
+    job_id = new_job()
+    start(task, job_id)
+    task.push_request(id=job_id, called_directly=False)
+    try:
+        with full(store):
+            task.progress(50)  # refused (OOM): logged, the job goes on
+        assert records.load(get_redis(), job_id)["progress"] == 0  # type: ignore[index]
+        task.progress(60)
+        assert records.load(get_redis(), job_id)["progress"] == 60  # type: ignore[index]
+    finally:
+        task.pop_request()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
+from amqp.exceptions import ChannelError
 from flask import Response, current_app, jsonify, make_response, request
 from flask_openapi3 import APIBlueprint, Tag
+from kombu.exceptions import OperationalError
 from pydantic import BaseModel, Field
 
 from api import openapi_docs
@@ -15,12 +18,13 @@ from api.inputs import read_input
 from api.submit import submit
 from common import drawing, records
 from common.catalog import CATALOG, JobType
-from common.errors import Conflict, NotFound
+from common.errors import Conflict, NotFound, Unavailable
 from common.records import JobStatus
 from common.schemas import ErrorBody, JobAccepted, JobView
 from common.settings import get_settings
 from common.store import get_redis
 
+log = logging.getLogger(__name__)
 api = APIBlueprint("jobs", __name__, url_prefix="/v1/jobs", abp_tags=[Tag(name="jobs")])
 
 PUBLIC_FIELDS = tuple(JobView.model_fields)
@@ -110,20 +114,40 @@ def get_job(path: JobPath, query: WaitQuery) -> Any:
     return jsonify(public(record))
 
 
+CANCELLED = {"code": "revoked", "message": "The job was cancelled by a client."}
+
+
 @api.delete("/<job_id>", responses={200: JobView, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody})
 def cancel_job(path: JobPath) -> Any:
     """Cancel a job
-    A PENDING job never runs; a STARTED job is stopped; a finished job answers 409."""
-    r = get_redis()
-    record = find(path.job_id)
+    A PENDING job never runs; a STARTED job is stopped; a job that ended answers 409 with how it ended.
+    Cancelling a cancelled job answers 200 again, and sends the stop again."""
+    record = find(path.job_id)  # 404 unless it is the caller's
+    if not JobStatus(record["status"]).is_final:
+        # The transition writes only if the job has not ended since it was read (`records._FINISH`); read
+        # again, the record says REVOKED, or how the job ended first.
+        records.finish(get_redis(), path.job_id, JobStatus.REVOKED, error=CANCELLED)
+        record = find(path.job_id)
     status = JobStatus(record["status"])
-    if status.is_final:
+    if status is not JobStatus.REVOKED:
         raise Conflict(f"Job {path.job_id} already ended with {status.value}.", code="already_finished")
-    records.finish(r, path.job_id, JobStatus.REVOKED,
-                   error={"code": "revoked", "message": "The job was cancelled by a client."})
-    celery = current_app.extensions["celery"]
-    celery.control.revoke(path.job_id, terminate=status is JobStatus.STARTED, signal="SIGTERM")
-    return jsonify(public(find(path.job_id)))
+    _stop(path.job_id, record)
+    return jsonify(public(record))
+
+
+def _stop(job_id: str, record: dict[str, Any]) -> None:
+    """Revoke the job with terminate, whatever its status when read: a job that started since is stopped too.
+    The record says REVOKED already, so no delivery starts it any more (`records._START`). If the broker
+    cannot take the revoke, a job that never started is still cancelled for good (200); one that started
+    may still be running, so the caller is told (503) and a DELETE again sends the stop again."""
+    try:
+        current_app.extensions["celery"].control.revoke(job_id, terminate=True, signal="SIGTERM")
+    except (OperationalError, ChannelError) as exc:
+        log.warning("job %s: REVOKED, but the revoke was not sent: %s", job_id, exc)
+        if record["started_at"] is not None:
+            raise Unavailable(f"Job {job_id} is cancelled (REVOKED; its result will not be stored), but the signal "
+                              "to stop its run could not reach the message broker, so it may still be running. "
+                              "Retry this DELETE shortly to send it again.", code="broker_unavailable") from None
 
 
 PNG_RESPONSE = {"description": "The image as a PNG.",

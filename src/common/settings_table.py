@@ -34,8 +34,9 @@ DESCRIPTIONS: dict[str, str] = {
     "blob_ttl_s": "seconds an upload is kept at most (deleted when its job ends; a detection image stays with its "
                   "record for `annotated.png`)",
     "key_prefix": "prefix of every Redis key the platform writes (several platforms on one Redis)",
-    "store_retry_s": "seconds a worker retries a job's record write while Redis is unreachable (at most until the "
-                     "job's soft time limit); then its message is requeued, not acknowledged",
+    "store_retry_s": "seconds a worker retries a job's record write while Redis is unavailable (unreachable, full, "
+                     "read-only, loading, busy; at most until the job's soft time limit); then its message is "
+                     "requeued, not acknowledged",
     "max_wait_s": "longest `GET /v1/jobs/<id>?wait=` a client may ask for, in seconds",
     "fetch_connect_timeout_s": "connect timeout of every URL a job fetches",
     "fetch_read_timeout_s": "read timeout of every URL a job fetches",

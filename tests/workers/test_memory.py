@@ -4,10 +4,6 @@ first attempt (a neighbour's crash never counts towards their `poison_job`)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import psutil
 import redis
 
@@ -18,34 +14,12 @@ from support.jobs import ApiSession, follow, submit
 from support.media import tone
 from support.pages import tiny_tags
 from support.processes import Proc
+from support.rss import peak_rss_mb
 from support.wait import until
 from support.web import Site
 
 CAP_MB = 256
 SIBLINGS = 5
-
-
-@contextmanager
-def peak_rss_mb(worker: Proc) -> Iterator[dict[str, float]]:
-    """The largest RSS any child of `worker` reached while the block ran (sampled every 20 ms)."""
-    peak = {"mb": 0.0}
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.02):
-            for child in psutil.Process(worker.pid).children():
-                try:
-                    peak["mb"] = max(peak["mb"], child.memory_info().rss / 2**20)
-                except psutil.NoSuchProcess:
-                    continue
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        yield peak
-    finally:
-        done.set()
-        sampler.join(5)
 
 
 def children(worker: Proc) -> set[int]:
@@ -60,19 +34,19 @@ def test_a_job_past_its_memory_cap_fails_alone(site: Site) -> None:
            "FETCH_ALLOWLIST": "127.0.0.1"}
     with isolated_platform("scrape", concurrency=3, **env) as (url, worker), ApiSession(url) as http:
         before = children(worker)
-        with peak_rss_mb(worker) as peak:
+        with peak_rss_mb(lambda: psutil.Process(worker.pid).children()) as peak:
             job = submit(http, "scrape", json={"url": hostile, "selectors": {"tags": "b"}})
             siblings = [submit(http, "scrape", json={"url": sibling, "selectors": {"p": "p"}}) for _ in range(SIBLINGS)]
             record = follow(http, job)
             others = [follow(http, sibling_id) for sibling_id in siblings]
-        print(f"peak RSS of a scrape child: {peak['mb']:.0f} MB under a {CAP_MB} MB cap")
+        print(f"peak RSS of a scrape child: {peak['one_mb']:.0f} MB under a {CAP_MB} MB cap")
 
         assert record["status"] == "FAILURE" and record["attempts"] == 1, record
         assert record["error"]["code"] == "out_of_memory"
         assert f"{CAP_MB} MB" in record["error"]["message"] and "SCRAPE_MAX_MEMORY_MB" in record["error"]["message"]
         assert [(o["status"], o["attempts"], o["result"]["fields"]) for o in others] == \
             [("SUCCESS", 1, {"p": ["fine"]})] * SIBLINGS
-        assert peak["mb"] < CAP_MB + 64  # RSS also counts shared libraries, which the data cap leaves out
+        assert peak["one_mb"] < CAP_MB + 64  # RSS also counts shared libraries, which the data cap leaves out
 
         with redis.Redis.from_url(services.REDIS_URL) as r:
             ran_in = int(r.hget(f"{worker.extra['key_prefix']}job:{job}", "worker").decode().rsplit(":", 1)[1])

@@ -170,7 +170,7 @@ def _draw_once(r: Any, job_id: str, result: dict[str, Any]) -> bytes:
         png: bytes | None = r.get(records.annotated_key(job_id))  # drawn by another request meanwhile
         if png is not None:
             return png
-        # A job finished before previews existed kept its whole upload instead.
+        # A preview when the upload had more than ANNOTATED_MAX_PIXELS, else the upload itself.
         image = r.get(records.preview_key(job_id)) or records.load_kept_upload(r, job_id)
         if image is None:
             raise NotFound(f"Job {job_id}'s image is no longer stored.", code="no_annotated_image")

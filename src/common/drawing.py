@@ -1,7 +1,7 @@
 """A detection job's picture: its image with each box and label drawn, as a PNG.
 
-The detection worker, which decodes the image anyway, keeps a preview of it (`preview`: the upload itself
-when it has at most `ANNOTATED_MAX_PIXELS`, else a JPEG scaled down to that). The API draws on the
+The detection worker, which decodes the image anyway, keeps the upload when it has at most
+`ANNOTATED_MAX_PIXELS`, else a preview (`preview`: a JPEG scaled down to that). The API draws on the
 preview on request (`GET /v1/jobs/<id>/annotated.png`), so a job never pays for a drawing nobody looks at
 (encoding a photo as PNG takes about as long as detecting in it), and a drawing never decodes more than
 `ANNOTATED_MAX_PIXELS` pixels, however large the upload (a 40 MP PNG alone is 120 MB decoded).
@@ -49,18 +49,20 @@ def upright(data: bytes, max_pixels: int = MAX_PIXELS) -> Image:
 
     with Image.open(io.BytesIO(data)) as opened:
         opened.draft("RGB", fit(opened.size, max_pixels))  # JPEG: decode at 1/2, 1/4 or 1/8 size when enough
-        image = ImageOps.exif_transpose(opened).convert("RGB")
+        opened.load()
+        image = opened if opened.mode == "RGB" else opened.convert("RGB")  # no copy of an RGB image
+        ImageOps.exif_transpose(image, in_place=True)
     image.thumbnail(fit(image.size, max_pixels), Image.Resampling.BILINEAR)
     return image
 
 
-def preview(data: bytes, image: Image, max_pixels: int = MAX_PIXELS) -> bytes:
-    """What `annotate` will draw on, made where `image` (the upright decoded `data`) is at hand: `data`
-    itself when it has at most `max_pixels`, else `image` scaled down to that, as a JPEG."""
+def preview(image: Image, max_pixels: int = MAX_PIXELS) -> bytes | None:
+    """What `annotate` will draw on, made where `image` (the upright decoded upload) is at hand: None when
+    it has at most `max_pixels` (the upload itself will do), else `image` scaled down to that, as a JPEG."""
     from PIL import Image as PilImage
 
     if image.width * image.height <= max_pixels:
-        return data
+        return None
     scaled = image.resize(fit(image.size, max_pixels), PilImage.Resampling.BILINEAR, reducing_gap=2.0)
     out = io.BytesIO()
     scaled.save(out, format="JPEG", quality=PREVIEW_QUALITY)

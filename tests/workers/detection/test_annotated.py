@@ -9,13 +9,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 import requests
 from PIL import Image
 
 from api import jobs
 from common import records
+from common.settings import get_settings
 from common.store import get_redis
-from support import images, models
+from support import images, models, services
 from support.isolated import isolated_platform
 from support.jobs import ApiSession, follow, run_job, submit
 from support.rss import family, peak_rss_mb, rss_mb
@@ -33,6 +35,7 @@ def test_annotated_png_of_a_40_megapixel_upload_keeps_the_api_small() -> None:
         record = follow(http, submit(http, "detection", files={"image": ("big.png", upload)}))
         assert record["status"] == "SUCCESS", record
         assert record["result"]["image"] == {"width": FORTY_MP[0], "height": FORTY_MP[1]}
+        assert_kept(worker.extra["key_prefix"], record["job_id"], upload=False)
         api = int(worker.extra["api_pid"])
         before = rss_mb(family(api))
         annotated = f"{url}/v1/jobs/{record['job_id']}/annotated.png"
@@ -47,6 +50,17 @@ def test_annotated_png_of_a_40_megapixel_upload_keeps_the_api_small() -> None:
         assert growth < GROWTH_LIMIT_MB
 
 
+def assert_kept(prefix: str, job_id: str, upload: bool) -> None:
+    """What a finished detection job keeps to draw on: its upload (small) or a preview (large), as long as
+    its record; never both, and nothing once the record is gone."""
+    with redis.Redis.from_url(services.REDIS_URL) as r:
+        kept = {name: r.ttl(f"{prefix}{name}:{job_id}") for name in ("blob", "source", "preview")}
+        record_ttl = r.ttl(f"{prefix}job:{job_id}")
+    assert kept["blob"] == -2, kept  # -2: no such key
+    assert (kept["source"] > 0) is upload and (kept["preview"] > 0) is not upload, kept
+    assert 0 < max(kept.values()) <= record_ttl
+
+
 @pytest.fixture
 def finished_detection(http, workers) -> str:
     record = run_job(http, "detection", files={"image": ("scene.png", images.scene(1600, 900))})
@@ -54,13 +68,11 @@ def finished_detection(http, workers) -> str:
     return str(record["job_id"])
 
 
-def test_the_upload_gives_way_to_a_preview_and_the_drawing_is_cached(http, finished_detection: str) -> None:
+def test_a_small_upload_is_kept_and_the_drawing_is_cached(http, finished_detection: str) -> None:
     r = get_redis()
     job = records.job_key(finished_detection)
-    assert r.get(records.blob_key(finished_detection)) is None
-    assert r.get(records.source_key(finished_detection)) is None  # the whole upload is not kept
+    assert_kept(get_settings().key_prefix, finished_detection, upload=True)
     assert r.get(records.annotated_key(finished_detection)) is None  # nothing drawn yet
-    assert 0 < r.ttl(records.preview_key(finished_detection)) <= r.ttl(job)
     first = http.get(f"/v1/jobs/{finished_detection}/annotated.png")
     assert first.status_code == 200
     assert r.get(records.annotated_key(finished_detection)) == first.content

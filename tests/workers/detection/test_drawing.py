@@ -40,11 +40,10 @@ def test_fit_keeps_proportions_under_the_pixel_cap() -> None:
     assert drawing.fit((100_000, 1), 10) == (10, 1)
 
 
-def test_a_preview_is_the_upload_up_to_the_cap_and_a_scaled_jpeg_past_it() -> None:
-    small = images.scene(640, 480, "PNG")
-    assert drawing.preview(small, drawing.upright(small), max_pixels=640 * 480) == small
-    large = images.scene(3000, 2000, "PNG")
-    made = drawing.preview(large, Image.open(io.BytesIO(large)).convert("RGB"), max_pixels=600_000)
+def test_a_preview_is_made_only_past_the_cap_as_a_scaled_jpeg() -> None:
+    assert drawing.preview(drawing.upright(images.scene(640, 480, "PNG")), max_pixels=640 * 480) is None
+    made = drawing.preview(Image.open(io.BytesIO(images.scene(3000, 2000, "PNG"))).convert("RGB"), max_pixels=600_000)
+    assert made is not None
     with Image.open(io.BytesIO(made)) as opened:
         assert opened.format == "JPEG" and opened.size == (948, 632)
         red = opened.convert("RGB").getpixel((300, 316))  # inside the red rectangle, scaled

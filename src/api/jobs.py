@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from typing import Any
 
 from amqp.exceptions import ChannelError
@@ -154,10 +155,17 @@ PNG_RESPONSE = {"description": "The image as a PNG.",
                 "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}
 
 
+DRAWING_WAIT_S = 2.0
+# Drawings at once in this API process (`ANNOTATED_MAX_DRAWING`): each holds a decoded preview (up to
+# `ANNOTATED_MAX_PIXELS` × 3 bytes) and its PNG while it draws.
+_drawing = threading.BoundedSemaphore(max(0, get_settings().annotated_max_drawing))
+
+
 @api.get("/<job_id>/annotated.png", responses={200: PNG_RESPONSE, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody})
 def get_annotated(path: JobPath) -> Any:
     """A detection job's image with its boxes and labels drawn
-    A PNG drawn on request (at most 2048 px a side); 409 until the job succeeds, 404 for other job types."""
+    A PNG of at most `ANNOTATED_MAX_PIXELS`, drawn on the first request and then kept as long as the job;
+    409 until the job succeeds, 404 for other job types, 503 while the API draws as many as it may at once."""
     record = find(path.job_id)
     if record["type"] != "detection":
         raise NotFound(f"Job {path.job_id} is a {record['type']} job; only detection jobs have an annotated image.",
@@ -166,12 +174,37 @@ def get_annotated(path: JobPath) -> Any:
     if not status.is_final:
         raise Conflict(f"Job {path.job_id} is {status.value}; its annotated image exists once it succeeds.",
                        code="not_finished")
-    image = records.load_kept_upload(get_redis(), path.job_id) if status is JobStatus.SUCCESS else None
-    if image is None:
+    if status is not JobStatus.SUCCESS:
         raise NotFound(f"Job {path.job_id} ended with {status.value} and has no annotated image.",
                        code="no_annotated_image")
-    png = drawing.annotate(image, record["result"])
+    r = get_redis()
+    png: bytes | None = r.get(records.annotated_key(path.job_id))  # type: ignore[assignment]
+    if png is None:
+        png = _draw_once(r, path.job_id, record["result"])
     return Response(png, mimetype="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _draw_once(r: Any, job_id: str, result: dict[str, Any]) -> bytes:
+    """Draw the job's image and cache it for the rest of its record's life; at most `ANNOTATED_MAX_DRAWING`
+    at once in this process, waiting up to `DRAWING_WAIT_S` for a turn (then 503)."""
+    if not _drawing.acquire(timeout=DRAWING_WAIT_S):
+        raise Unavailable("The API is drawing as many annotated images as it may at once; retry shortly.",
+                          code="busy")
+    try:
+        png: bytes | None = r.get(records.annotated_key(job_id))  # drawn by another request meanwhile
+        if png is not None:
+            return png
+        # A preview when the upload had more than ANNOTATED_MAX_PIXELS, else the upload itself.
+        image = r.get(records.preview_key(job_id)) or records.load_kept_upload(r, job_id)
+        if image is None:
+            raise NotFound(f"Job {job_id}'s image is no longer stored.", code="no_annotated_image")
+        png = drawing.annotate(image, result, get_settings().annotated_max_pixels)
+        ttl_ms = r.pttl(records.job_key(job_id))
+        if ttl_ms > 0:
+            r.set(records.annotated_key(job_id), png, px=ttl_ms)
+        return png
+    finally:
+        _drawing.release()
 
 
 @api.post("/<job_id>", doc_ui=False)

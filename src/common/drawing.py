@@ -1,8 +1,11 @@
 """A detection job's picture: its image with each box and label drawn, as a PNG.
 
-The API draws it on request (`GET /v1/jobs/<id>/annotated.png`) from the job's kept upload and its
-result, so a job never pays for a drawing nobody looks at (encoding a photo as PNG takes about as long
-as detecting in it). Pillow only: nothing here loads a model.
+The detection worker, which decodes the image anyway, keeps the upload when it has at most
+`ANNOTATED_MAX_PIXELS`, else a preview (`preview`: a JPEG scaled down to that). The API draws on the
+preview on request (`GET /v1/jobs/<id>/annotated.png`), so a job never pays for a drawing nobody looks at
+(encoding a photo as PNG takes about as long as detecting in it), and a drawing never decodes more than
+`ANNOTATED_MAX_PIXELS` pixels, however large the upload (a 40 MP PNG alone is 120 MB decoded).
+Pillow only: nothing here loads a model.
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-MAX_SIDE = 2048  # a preview: larger images are scaled down to this
+MAX_PIXELS = 4_000_000  # the default of ANNOTATED_MAX_PIXELS
+PREVIEW_QUALITY = 90
 PALETTE = ("#FF3838", "#2C99A8", "#FF9D97", "#3DDB86", "#FFB21D", "#00C2FF", "#CFD231", "#344593",
            "#48F90A", "#FF701F", "#92CC17", "#6473FF", "#1A9334", "#0018EC", "#00D4BB", "#FF95C8")
 
 
-def annotate(data: bytes, result: dict[str, Any], max_side: int = MAX_SIDE) -> bytes:
+def annotate(data: bytes, result: dict[str, Any], max_pixels: int = MAX_PIXELS) -> bytes:
     """The image of `data` with the boxes of a detection `result` (in the upright image's pixels)."""
-    canvas = upright(data, max_side)
+    canvas = upright(data, max_pixels)
     scale = canvas.width / result["image"]["width"]
     draw_boxes(canvas, result["detections"], scale)
     out = io.BytesIO()
@@ -29,15 +33,40 @@ def annotate(data: bytes, result: dict[str, Any], max_side: int = MAX_SIDE) -> b
     return out.getvalue()
 
 
-def upright(data: bytes, max_side: int = MAX_SIDE) -> Image:
-    """The image turned as its EXIF orientation says (as detection saw it), at most `max_side` a side."""
+def fit(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+    """`size` scaled down, keeping its proportions, to at most `max_pixels` pixels (never up)."""
+    width, height = size
+    if width * height <= max_pixels:
+        return width, height
+    scale = (max_pixels / (width * height)) ** 0.5
+    height = max(1, int(height * scale))
+    return max(1, min(int(width * scale), max_pixels // height)), height  # a 1-pixel-high strip stays under too
+
+
+def upright(data: bytes, max_pixels: int = MAX_PIXELS) -> Image:
+    """The image turned as its EXIF orientation says (as detection saw it), at most `max_pixels`."""
     from PIL import Image, ImageOps
 
     with Image.open(io.BytesIO(data)) as opened:
-        opened.draft("RGB", (max_side, max_side))  # JPEG: decode at 1/2, 1/4 or 1/8 size when that is enough
-        image = ImageOps.exif_transpose(opened).convert("RGB")
-    image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+        opened.draft("RGB", fit(opened.size, max_pixels))  # JPEG: decode at 1/2, 1/4 or 1/8 size when enough
+        opened.load()
+        image = opened if opened.mode == "RGB" else opened.convert("RGB")  # no copy of an RGB image
+        ImageOps.exif_transpose(image, in_place=True)
+    image.thumbnail(fit(image.size, max_pixels), Image.Resampling.BILINEAR)
     return image
+
+
+def preview(image: Image, max_pixels: int = MAX_PIXELS) -> bytes | None:
+    """What `annotate` will draw on, made where `image` (the upright decoded upload) is at hand: None when
+    it has at most `max_pixels` (the upload itself will do), else `image` scaled down to that, as a JPEG."""
+    from PIL import Image as PilImage
+
+    if image.width * image.height <= max_pixels:
+        return None
+    scaled = image.resize(fit(image.size, max_pixels), PilImage.Resampling.BILINEAR, reducing_gap=2.0)
+    out = io.BytesIO()
+    scaled.save(out, format="JPEG", quality=PREVIEW_QUALITY)
+    return out.getvalue()
 
 
 def draw_boxes(canvas: Image, detections: list[dict[str, Any]], scale: float = 1.0) -> None:
@@ -58,4 +87,4 @@ def draw_boxes(canvas: Image, detections: list[dict[str, Any]], scale: float = 1
         pen.text((x1, y1 - lift), text, fill="white", font=font)
 
 
-__all__ = ["MAX_SIDE", "annotate", "draw_boxes", "upright"]
+__all__ = ["MAX_PIXELS", "annotate", "draw_boxes", "fit", "preview", "upright"]

@@ -69,6 +69,16 @@ def model_key(job_type: str) -> str:
     return f"{_p()}model:{job_type}"
 
 
+def preview_key(job_id: str) -> str:
+    """A detection job's preview image (`common.drawing.preview`), kept as long as its record."""
+    return f"{_p()}preview:{job_id}"
+
+
+def annotated_key(job_id: str) -> str:
+    """A detection job's `annotated.png` once drawn, cached for the rest of its record's life."""
+    return f"{_p()}annotated:{job_id}"
+
+
 def create(r: redis.Redis, job_id: str, job_type: str, owner: str = "", blob: bytes | None = None) -> dict[str, Any]:
     """Write a PENDING record, and the job's upload if it has one, in one round trip."""
     record = {"type": job_type, "status": JobStatus.PENDING.value, "progress": 0, "attempts": 0,
@@ -98,7 +108,7 @@ def load(r: redis.Redis, job_id: str) -> dict[str, Any] | None:
 
 
 def delete(r: redis.Redis, job_id: str) -> None:
-    r.delete(job_key(job_id), blob_key(job_id), source_key(job_id))
+    r.delete(job_key(job_id), blob_key(job_id), source_key(job_id), preview_key(job_id), annotated_key(job_id))
 
 
 def load_kept_upload(r: redis.Redis, job_id: str) -> bytes | None:

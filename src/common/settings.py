@@ -36,12 +36,16 @@ class Settings:
     key_prefix: str = ""
     store_retry_s: int = 300
     max_wait_s: int = 30
+    result_max_bytes: int = 1024 * 1024
     fetch_connect_timeout_s: float = 5.0
     fetch_read_timeout_s: float = 20.0
     fetch_max_bytes: int = 50 * 1024 * 1024
     fetch_allowlist: str = ""
     api_keys: str = ""
     rate_limit: str = ""
+    scrape_max_html_bytes: int = 5 * 1024 * 1024
+    scrape_max_matches: int = 1000
+    scrape_max_text_chars: int = 1000
     euromillions_base_url: str = "https://www.euro-millions.com/results/"
     audio_max_bytes: int = 50 * 1024 * 1024
     audio_max_seconds: float = 3600.0
@@ -58,6 +62,8 @@ class Settings:
     sentiment_max_chars: int = 10_000
     image_max_bytes: int = 10 * 1024 * 1024
     image_max_pixels: int = 40_000_000
+    annotated_max_pixels: int = 4_000_000
+    annotated_max_drawing: int = 2
     sentiment_model: str = "vader"
     sentiment_batch_size: int = 32
     detection_model: str = "yolov8n.pt"
@@ -66,6 +72,8 @@ class Settings:
     torch_threads: int = 0
     sentiment_max_memory_mb: int = 1536
     detection_max_memory_mb: int = 1536
+    audio_length_max_memory_mb: int = 1024
+    scrape_max_memory_mb: int = 1024
     run_dir: Path = field(default=PROJECT_ROOT / "run")
     log_level: str = "INFO"
     log_format: str = "text"

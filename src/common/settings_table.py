@@ -38,12 +38,21 @@ DESCRIPTIONS: dict[str, str] = {
                      "read-only, loading, busy; at most until the job's soft time limit); then its message is "
                      "requeued, not acknowledged",
     "max_wait_s": "longest `GET /v1/jobs/<id>?wait=` a client may ask for, in seconds",
+    "result_max_bytes": "largest result a job may store, as JSON; a larger one ends the job FAILURE "
+                        "`result_too_large`",
     "fetch_connect_timeout_s": "connect timeout of every URL a job fetches",
     "fetch_read_timeout_s": "read timeout of every URL a job fetches",
-    "fetch_max_bytes": "largest response a job may fetch (scrape pages)",
+    "fetch_max_bytes": "largest response a job may fetch where its type sets no cap of its own (scrape: "
+                       "`SCRAPE_MAX_HTML_BYTES`, audio: `AUDIO_MAX_BYTES`), counted after decompression",
     "fetch_allowlist": "hosts or addresses (comma-separated) jobs may fetch although not public (SSRF guard)",
     "api_keys": "API keys (comma-separated); when set, every `/v1` route needs `Authorization: Bearer <key>`",
     "rate_limit": "requests per API key on `/v1`, e.g. `100/second`; empty: no limit",
+    "scrape_max_html_bytes": "largest page a scrape job hands to the parser, counted after decompression; a larger "
+                             "one ends FAILURE `response_too_large` (parsing costs about 70× the page in memory)",
+    "scrape_max_matches": "matches kept per selector of a scrape job (the result says `truncated: true` when more "
+                          "matched)",
+    "scrape_max_text_chars": "characters of text kept per match (and of the title) of a scrape job; longer texts are "
+                             "cut (`truncated: true`)",
     "euromillions_base_url": "results page of the `euromillions` scrape preset (the date is appended as DD-MM-YYYY)",
     "audio_max_bytes": "largest audio upload or download",
     "audio_max_seconds": "longest audio a job measures, in seconds (read from the header, before decoding)",
@@ -62,6 +71,10 @@ DESCRIPTIONS: dict[str, str] = {
     "sentiment_max_chars": "most characters in one text",
     "image_max_bytes": "largest image upload",
     "image_max_pixels": "largest image, in pixels (checked from the header, before decoding)",
+    "annotated_max_pixels": "`annotated.png` is drawn on a preview of at most this many pixels, made by the "
+                            "detection worker from the image it decoded",
+    "annotated_max_drawing": "`annotated.png` drawings at once per API process; past it a request waits up to 2 s, "
+                             "then answers 503 with `Retry-After`",
     "sentiment_model": "`vader`, or a transformers classifier: a directory (as given or in `MODELS_DIR`) or a "
                        "Hugging Face model id",
     "sentiment_batch_size": "texts per transformers batch",
@@ -71,8 +84,12 @@ DESCRIPTIONS: dict[str, str] = {
     "allow_downloads": "let Hugging Face and ultralytics download missing models (off: offline; jobs fail saying "
                        "where to put the file)",
     "torch_threads": "torch threads per worker process; 0: cores ÷ processes",
-    "sentiment_max_memory_mb": "a sentiment worker child is replaced after a job once it uses more (MB)",
-    "detection_max_memory_mb": "a detection worker child is replaced after a job once it uses more (MB)",
+    "sentiment_max_memory_mb": "memory cap of a sentiment worker child (MB, its data segment): a job that needs more "
+                               "ends FAILURE `out_of_memory`; a child whose peak passed 3/4 of it is replaced after "
+                               "its job",
+    "detection_max_memory_mb": "memory cap of a detection worker child (MB), as for sentiment",
+    "audio_length_max_memory_mb": "memory cap of an audio_length worker child (MB), as for sentiment",
+    "scrape_max_memory_mb": "memory cap of a scrape worker child (MB), as for sentiment",
     "run_dir": "folder of run-time files (private RabbitMQ/Redis, metrics, test logs)",
     "log_level": "log level of the API and workers",
     "log_format": "`text`, or `json` for one JSON object per line with the job id",

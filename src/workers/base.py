@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import resource
@@ -19,6 +20,7 @@ from common.errors import InputError, PlatformError
 from common.records import JobStatus
 from common.settings import get_settings
 from common.store import get_redis
+from workers import memory
 from workers.request import poison_error
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,16 @@ class JobTask(Task):
             raise InputError(self._model_error, code="model_unavailable")
         return self._model
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The job's body. Past its process's memory cap (`workers.memory`) it fails `out_of_memory`: a bare
+        `MemoryError` reaching Celery's main process would stop the whole worker, siblings' jobs included."""
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            if memory.is_out_of_memory(exc):
+                raise memory.OutOfMemory(self.job_type) from None  # drops the frames holding what was allocated
+            raise
+
     # --- helpers for task bodies ---
     def upload(self) -> bytes:
         data, self._upload = self._upload, None  # read with the start of the job (`before_start`)
@@ -136,6 +148,11 @@ class JobTask(Task):
         raise Reject(error["message"], requeue=False)
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        too_large = oversized_result(retval, get_settings().result_max_bytes)
+        if too_large is not None:
+            log.error("job %s: %s", task_id, too_large["message"])
+            self._finish(task_id, JobStatus.FAILURE, error=too_large)
+            return
         self._finish(task_id, JobStatus.SUCCESS, result=retval)
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
@@ -180,6 +197,16 @@ class JobTask(Task):
             reason = f"could not {what} ({type(exc).__name__}: {exc}); the message is requeued, not acked"
             log.warning("%s", reason)
             raise Reject(reason, requeue=True) from None  # the reason says it all; Celery logs no chain
+
+
+def oversized_result(result: Any, limit: int) -> dict[str, str] | None:
+    """The error of a result whose JSON is larger than `limit` bytes (`RESULT_MAX_BYTES`), else None."""
+    size = len(json.dumps(result).encode())
+    if size <= limit:
+        return None
+    return {"code": "result_too_large",
+            "message": f"The job's result is {size} bytes of JSON, larger than the {limit} bytes a result may "
+                       f"take (RESULT_MAX_BYTES); it was not stored."}
 
 
 def classify(exc: BaseException) -> dict[str, str]:

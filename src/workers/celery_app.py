@@ -14,6 +14,7 @@ from common import logs
 from common.broker import make_celery
 from common.catalog import BY_NAME, CATALOG
 from common.settings import get_settings
+from workers import memory
 from workers.base import JobTask
 from workers.request import DeclareDeadLetterQueues
 
@@ -54,18 +55,24 @@ def _log_early(instance: Any, **_: Any) -> None:
 
 @signals.celeryd_init.connect
 def _bound_child_memory(conf: Any, options: dict[str, Any], **_: Any) -> None:
-    """A pool of a model type replaces a child once it has grown past `<type>_max_memory_mb` (checked
-    after each job; `--max-memory-per-child` on the command line still wins)."""
-    settings = get_settings()
-    limits = [getattr(settings, f"{queue}_max_memory_mb", 0) for queue in options.get("queues") or ()]
-    if any(limits):
-        conf.worker_max_memory_per_child = max(limits) * 1024  # Celery counts KiB
+    """Each pool replaces a child after a job once its peak RSS passed 3/4 of `<type>_max_memory_mb`
+    (`--max-memory-per-child` on the command line still wins); the cap itself holds during each job
+    (`_cap_child_memory`)."""
+    cap = memory.cap_mb(get_settings(), options.get("queues") or ())
+    if cap:
+        conf.worker_max_memory_per_child = memory.replace_after_kib(cap)
 
 
 @signals.celeryd_after_setup.connect
 def _remember_queues(sender: Any, instance: Any, **_: Any) -> None:
     _consumed.update(instance.app.amqp.queues.consume_from or {})
     JobTask.processes = int(instance.concurrency or 1)  # children inherit it: torch threads per child
+
+
+@signals.worker_process_init.connect
+def _cap_child_memory(**_: Any) -> None:
+    """In each child, before its model loads (a model too large for the cap says so in `/ready`)."""
+    memory.limit_this_process(memory.cap_mb(get_settings(), _consumed))
 
 
 @signals.worker_process_init.connect

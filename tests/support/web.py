@@ -15,13 +15,16 @@ class Site:
         self.pages: dict[str, tuple[str, bytes]] = {}
         self.hits: dict[str, int] = {}
         self.redirects: dict[str, str] = {}
+        self.headers: dict[str, dict[str, str]] = {}  # extra response headers by path (e.g. Content-Encoding)
         self._server = ThreadingHTTPServer((host, 0), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://{host}:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
-    def add(self, path: str, body: bytes | str, content_type: str = "text/html; charset=utf-8") -> str:
+    def add(self, path: str, body: bytes | str, content_type: str = "text/html; charset=utf-8",
+            headers: dict[str, str] | None = None) -> str:
         self.pages[path] = (content_type, body.encode() if isinstance(body, str) else body)
+        self.headers[path] = headers or {}
         return self.url + path
 
     def redirect(self, path: str, location: str) -> str:
@@ -52,6 +55,8 @@ class Site:
                 self.send_response(200 if parts.path in site.pages else 404)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
+                for name, value in site.headers.get(parts.path, {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
 

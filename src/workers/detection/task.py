@@ -1,25 +1,42 @@
 """Celery task for `detection` jobs: an uploaded image → labelled boxes."""
 
-from typing import Any
+from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from common import drawing, records
 from common.settings import get_settings
+from common.store import get_redis
 from workers.base import JobTask
 from workers.celery_app import job_task
 from workers.detection import core
 
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
 
 class DetectionTask(JobTask):
-    keeps_upload = True  # annotated.png is drawn from it on request
-
     def load_model(self) -> core.Detector:
         s = get_settings()
         return core.load_model(s.detection_model, [s.models_dir], threads=self.torch_threads(),
                                allow_downloads=s.allow_downloads)
 
+    def keep_for_drawing(self, image: Image) -> None:
+        """What `annotated.png` is drawn on, kept as long as the record: the upload when it has at most
+        `ANNOTATED_MAX_PIXELS` (kept by the script that stores the job's end), else a smaller preview."""
+        preview = drawing.preview(image, get_settings().annotated_max_pixels)
+        self.keeps_upload = preview is None
+        if preview is not None:
+            key, ttl_s = records.preview_key(self.request.id), get_settings().result_ttl_s
+            self._store("store its preview", lambda: get_redis().set(key, preview, ex=ttl_s))
+
 
 @job_task("detection", base=DetectionTask)
 def run(self: Any, payload: dict[str, Any]) -> dict[str, object]:
+    self.keeps_upload = False  # until `keep_for_drawing` decides, for this job
     model = self.model
     image = core.decode(self.upload())
     self.progress(30)  # decoded
-    return core.detect(image, model, payload.get("confidence", 0.25), payload.get("max_detections", 100))
+    result = core.detect(image, model, payload.get("confidence", 0.25), payload.get("max_detections", 100))
+    self.keep_for_drawing(image)
+    return result

@@ -11,12 +11,14 @@ from workers.scrape import core
 
 @job_task("scrape")
 def run(self: Any, payload: dict[str, Any]) -> dict[str, object]:
-    limits = limits_from_settings()
+    settings = get_settings()
+    limits = limits_from_settings(settings.scrape_max_html_bytes)  # counted after decompression
     if payload.get("preset") == "euromillions":
         draw_date = dt.date.fromisoformat(payload["draw_date"])
-        page = fetch(core.euromillions_url(get_settings().euromillions_base_url, draw_date), limits)
+        page = fetch(core.euromillions_url(settings.euromillions_base_url, draw_date), limits)
         if page.status_code == 404:
             raise core.no_draw(draw_date)
         return core.parse_draw(page.content, draw_date)
     page = fetch(payload["url"], limits)
-    return {"url": page.url, "status_code": page.status_code, **core.extract(page.content, payload["selectors"])}
+    caps = core.Caps(settings.scrape_max_matches, settings.scrape_max_text_chars)
+    return {"url": page.url, "status_code": page.status_code, **core.extract(page.content, payload["selectors"], caps)}

@@ -26,12 +26,28 @@ def test_boxes_are_drawn_where_the_result_says() -> None:
     assert drawn.getpixel((300, 400)) == plain.getpixel((300, 400))  # inside the box: the photo
 
 
-def test_large_images_are_drawn_at_most_2048_pixels_a_side() -> None:
+def test_large_images_are_drawn_at_most_annotated_max_pixels() -> None:
     result = {"image": {"width": 4096, "height": 1024}, "detections": [{**BOX, "box": [2048.0, 0.0, 4096.0, 1024.0]}]}
-    drawn = open_png(drawing.annotate(images.scene(4096, 1024, "JPEG"), result))
+    drawn = open_png(drawing.annotate(images.scene(4096, 1024, "JPEG"), result, max_pixels=1_048_576))
     assert drawn.size == (2048, 512)
-    plain = drawing.upright(images.scene(4096, 1024, "JPEG"))
+    plain = drawing.upright(images.scene(4096, 1024, "JPEG"), max_pixels=1_048_576)
     assert drawn.getpixel((1024 + 40, 511)) != plain.getpixel((1024 + 40, 511))  # the bottom edge, scaled
+
+
+def test_fit_keeps_proportions_under_the_pixel_cap() -> None:
+    assert drawing.fit((8000, 4999), 4_000_000) == (2530, 1580)
+    assert drawing.fit((640, 480), 4_000_000) == (640, 480)
+    assert drawing.fit((100_000, 1), 10) == (10, 1)
+
+
+def test_a_preview_is_made_only_past_the_cap_as_a_scaled_jpeg() -> None:
+    assert drawing.preview(drawing.upright(images.scene(640, 480, "PNG")), max_pixels=640 * 480) is None
+    made = drawing.preview(Image.open(io.BytesIO(images.scene(3000, 2000, "PNG"))).convert("RGB"), max_pixels=600_000)
+    assert made is not None
+    with Image.open(io.BytesIO(made)) as opened:
+        assert opened.format == "JPEG" and opened.size == (948, 632)
+        red = opened.convert("RGB").getpixel((300, 316))  # inside the red rectangle, scaled
+        assert all(abs(a - b) < 8 for a, b in zip(red, (200, 40, 40), strict=True)), red
 
 
 def test_exif_orientation_is_applied_as_detection_saw_it() -> None:

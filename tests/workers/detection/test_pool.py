@@ -1,4 +1,4 @@
-"""How the model pools are sized: memory per child from `<type>_max_memory_mb`, torch threads per child."""
+"""How the pools are sized: memory per child from `<type>_max_memory_mb`, torch threads per child."""
 
 from types import SimpleNamespace
 
@@ -12,18 +12,19 @@ from workers.celery_app import _bound_child_memory
 @pytest.mark.parametrize("queues, limit_mb", [
     (["detection"], get_settings().detection_max_memory_mb),
     (["sentiment"], get_settings().sentiment_max_memory_mb),
+    (["audio_length"], get_settings().audio_length_max_memory_mb),
+    (["scrape"], get_settings().scrape_max_memory_mb),
     (["sentiment", "detection"], max(get_settings().sentiment_max_memory_mb, get_settings().detection_max_memory_mb)),
 ])
-def test_a_model_pool_bounds_its_children_memory(queues: list[str], limit_mb: int) -> None:
+def test_every_pool_replaces_a_child_past_three_quarters_of_its_cap(queues: list[str], limit_mb: int) -> None:
     conf = SimpleNamespace(worker_max_memory_per_child=None)
     _bound_child_memory(conf=conf, options={"queues": queues})
-    assert conf.worker_max_memory_per_child == limit_mb * 1024  # KiB, as Celery counts
+    assert conf.worker_max_memory_per_child == limit_mb * 1024 * 3 // 4  # KiB, as Celery counts
 
 
-@pytest.mark.parametrize("queues", [["audio_length"], ["scrape"], None])
-def test_other_pools_are_left_alone(queues: list[str] | None) -> None:
+def test_no_queue_no_cap() -> None:
     conf = SimpleNamespace(worker_max_memory_per_child=None)
-    _bound_child_memory(conf=conf, options={"queues": queues})
+    _bound_child_memory(conf=conf, options={"queues": None})
     assert conf.worker_max_memory_per_child is None
 
 

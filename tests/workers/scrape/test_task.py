@@ -1,9 +1,13 @@
 """scrape jobs end to end against pages served on 127.0.0.1."""
 
+import gzip
+import json
+
 import pytest
 
 from support.jobs import run_job
 from support.media import euromillions_page
+from support.pages import nested_divs, tiny_tags
 
 
 @pytest.fixture(autouse=True)
@@ -16,7 +20,7 @@ def test_selectors_extract_fields(http, site) -> None:
     record = run_job(http, "scrape", json={"url": url, "selectors": {"paragraphs": "p.p", "links": "a"}})
     assert record["status"] == "SUCCESS", record
     assert record["result"] == {"url": url, "status_code": 200, "title": "Shop",
-                                "fields": {"paragraphs": ["one", "two"], "links": []}}
+                                "fields": {"paragraphs": ["one", "two"], "links": []}, "truncated": False}
 
 
 def test_a_page_that_answers_404_reports_its_status(http, site) -> None:
@@ -43,3 +47,37 @@ def test_euromillions_preset(http, site) -> None:
         assert record["status"] == "FAILURE"
         assert record["error"]["code"] == "no_draw"
         assert date in record["error"]["message"]
+
+
+def test_star_selectors_on_200_nested_divs_give_a_bounded_result(http, site) -> None:
+    """Each match's text holds every div inside it: uncapped, this page gave 3 MB of JSON."""
+    url = site.add("/nest.html", nested_divs(200))
+    record = run_job(http, "scrape", json={"url": url, "selectors": {"all": "*", "divs": "div", "inner": "div *"}})
+    assert record["status"] == "SUCCESS", record
+    result = record["result"]
+    assert result["truncated"] is True
+    assert [len(result["fields"][name]) for name in ("all", "divs", "inner")] == [204, 200, 199]
+    assert max(len(text) for texts in result["fields"].values() for text in texts) == 1000  # SCRAPE_MAX_TEXT_CHARS
+    assert len(json.dumps(result)) < 1024 * 1024  # RESULT_MAX_BYTES
+
+
+def test_a_result_larger_than_result_max_bytes_fails_readably(http, site) -> None:
+    url = site.add("/nest-many.html", nested_divs(200))
+    selectors = {f"all{i}": "*" for i in range(10)}  # 10 × 204 matches of up to 1000 characters
+    record = run_job(http, "scrape", json={"url": url, "selectors": selectors})
+    assert record["status"] == "FAILURE", record["status"]
+    assert record["error"]["code"] == "result_too_large"
+    message = record["error"]["message"]
+    size = int(message.split("The job's result is ")[1].split()[0])
+    assert size > 1024 * 1024 and "1048576 bytes" in message and "RESULT_MAX_BYTES" in message, message
+    assert record["result"] is None
+
+
+def test_a_page_larger_than_scrape_max_html_bytes_is_refused_after_decompression(http, site) -> None:
+    """20 MB of tiny tags, sent gzipped (about 60 KB on the wire): never handed to the parser by default."""
+    page = tiny_tags(20 * 1024 * 1024)
+    url = site.add("/tiny-tags.html", gzip.compress(page), headers={"Content-Encoding": "gzip"})
+    record = run_job(http, "scrape", json={"url": url, "selectors": {"t": "title"}})
+    assert record["status"] == "FAILURE", record["status"]
+    assert record["error"]["code"] == "response_too_large"
+    assert "5242880 bytes" in record["error"]["message"], record["error"]

@@ -15,6 +15,7 @@ import requests
 from rich.console import Console
 
 from common.catalog import CATALOG
+from common.internal_http import direct_session
 from common.settings import PROJECT_ROOT, Settings
 from launcher.children import Supervisor
 from launcher.commands import LOCAL_HOSTS, FlowerLogin, flower_login, local_fetches_allowed, longest_job_s, plan
@@ -77,7 +78,9 @@ def _announce_when_healthy(settings: Settings, login: FlowerLogin, out: Prefixed
     url = f"http://{_host(settings.api_host)}:{settings.api_port}/health"
     while not stop.is_set():
         try:
-            if requests.get(url, timeout=5).ok:
+            with direct_session() as session:  # never through HTTP(S)_PROXY
+                healthy = session.get(url, timeout=5).ok
+            if healthy:
                 _announce(settings, login, out, started)
                 return
         except requests.RequestException:

@@ -42,6 +42,8 @@ class Settings:
     fetch_allowlist: str = ""
     api_keys: str = ""
     rate_limit: str = ""
+    allow_anonymous: bool = False
+    demo_pages_port: int = 8099
     euromillions_base_url: str = "https://www.euro-millions.com/results/"
     audio_max_bytes: int = 50 * 1024 * 1024
     audio_max_seconds: float = 3600.0

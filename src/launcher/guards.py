@@ -1,0 +1,33 @@
+"""What `up` checks before it starts anything: settings that would open the platform to anyone, or that
+the workers' fetch guard could not read."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from common.settings import Settings
+from launcher.probes import ServiceError
+from workers.addresses import Allowlist
+
+
+def check_before_up(settings: Settings) -> None:
+    """Raise `ServiceError` with one sentence saying what to set, or return."""
+    if not settings.api_keys.strip() and not settings.allow_anonymous and not is_loopback(settings.api_host):
+        raise ServiceError(
+            f"API_HOST={settings.api_host} would let anyone who can reach this machine use the API, which has no "
+            "API_KEYS: set API_KEYS=key1,key2 (clients send `Authorization: Bearer key1`), or ALLOW_ANONYMOUS=1 "
+            "to run it open on purpose.")
+    try:
+        Allowlist.parse(settings.fetch_allowlist)
+    except ValueError as exc:
+        raise ServiceError(f"{exc}.") from None
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can reach a server bound to `host`."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except ServiceError as exc:
-        Console(stderr=True, highlight=False).print(Text.assemble(("error: ", "bold red"), str(exc)))
+        Console(stderr=True, highlight=False, soft_wrap=True).print(Text.assemble(("error: ", "bold red"), str(exc)))
         return 1
     return 0
 

@@ -12,7 +12,8 @@ from workers.addresses import Allowlist
 
 def check_before_up(settings: Settings) -> None:
     """Raise `ServiceError` with one sentence saying what to set, or return."""
-    if not settings.api_keys.strip() and not settings.allow_anonymous and not is_loopback(settings.api_host):
+    keys = [key for key in settings.api_keys.split(",") if key.strip()]  # as the API reads them
+    if not keys and not settings.allow_anonymous and not is_loopback(settings.api_host):
         raise ServiceError(
             f"API_HOST={settings.api_host} would let anyone who can reach this machine use the API, which has no "
             "API_KEYS: set API_KEYS=key1,key2 (clients send `Authorization: Bearer key1`), or ALLOW_ANONYMOUS=1 "

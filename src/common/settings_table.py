@@ -112,6 +112,7 @@ REDIS_MAXMEMORY=1gb
 # Empty FLOWER_PASSWORD: generated and printed in `docker compose logs flower`.
 FLOWER_USER=admin
 FLOWER_PASSWORD=
+# Publishing the API beyond this host? Set API_KEYS (above) first.
 API_PUBLISH=127.0.0.1:8000
 FLOWER_PUBLISH=127.0.0.1:5555
 LOG_FORMAT=json

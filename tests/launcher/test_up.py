@@ -40,7 +40,7 @@ def test_up_serves_everything_and_ctrl_c_stops_every_child(
     assert requests.get(flower, auth=(user, passwords[0][0]), timeout=5).status_code == 200
 
     children = {name: int(pid) for name, pid in output.find(r"started (\S+) \(pid (\d+)\)")}
-    assert set(children) == {"api", "flower", *(t.name for t in CATALOG)}
+    assert set(children) == {"api", "flower", "pages", *(t.name for t in CATALOG)}  # pages: the demo's
 
     proc.send_signal(signal.SIGINT)
     try:

@@ -1,12 +1,13 @@
-"""What `up` checks before it starts anything: settings that would open the platform to anyone, or that
-the workers' fetch guard could not read."""
+"""What `up` checks before it starts anything: settings that would open the platform to anyone, that the
+workers' fetch guard could not read, or a demo pages port already taken."""
 
 from __future__ import annotations
 
 import ipaddress
 
 from common.settings import Settings
-from launcher.probes import ServiceError
+from launcher.demo_pages import HOST as DEMO_PAGES_HOST
+from launcher.probes import ServiceError, port_open
 from workers.addresses import Allowlist
 
 
@@ -22,6 +23,16 @@ def check_before_up(settings: Settings) -> None:
         Allowlist.parse(settings.fetch_allowlist)
     except ValueError as exc:
         raise ServiceError(f"{exc}.") from None
+    _check_demo_pages_port(settings.demo_pages_port)
+
+
+def _check_demo_pages_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        raise ServiceError(f"DEMO_PAGES_PORT={port} is not a port: give one from 1 to 65535, or 0 to go without "
+                           "the demo pages.")
+    if port and port_open(DEMO_PAGES_HOST, port):
+        raise ServiceError(f"Port {port} on {DEMO_PAGES_HOST}, where `make up` serves the demo pages, is taken: set "
+                           "DEMO_PAGES_PORT to a free port, or 0 to go without them.")
 
 
 def is_loopback(host: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import socket
 import subprocess
 from collections.abc import Callable
 
@@ -51,11 +52,22 @@ def test_an_open_api_without_keys_is_refused_unless_allow_anonymous(
     ({"api_host": "0.0.0.0", "api_keys": "k1"}, False),
     ({"api_host": "0.0.0.0", "allow_anonymous": True}, False),
     ({"fetch_allowlist": "127.0.0.1:http"}, True),
+    ({"demo_pages_port": 70000}, True),
 ])
 def test_what_up_refuses(changes: dict[str, object], refused: bool) -> None:
-    settings = dataclasses.replace(Settings(), **changes)  # type: ignore[arg-type]
+    settings = dataclasses.replace(Settings(), **{"demo_pages_port": 0, **changes})  # type: ignore[arg-type]
     if refused:
         with pytest.raises(ServiceError):
             check_before_up(settings)
     else:
         check_before_up(settings)
+
+
+def test_a_taken_demo_pages_port_is_refused_before_anything_starts() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ServiceError, match="DEMO_PAGES_PORT"):
+            check_before_up(dataclasses.replace(Settings(), demo_pages_port=port))
+    check_before_up(dataclasses.replace(Settings(), demo_pages_port=port))

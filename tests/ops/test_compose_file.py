@@ -157,8 +157,11 @@ def test_durable_broker_and_redis_that_never_evicts(resolved: dict[str, Any]) ->
     assert timeout_ms > 2 * longest_job_s() * 1000
     assert "management" in services["rabbitmq"]["image"]
     redis_command = " ".join(services["redis"]["command"])
-    for option in ("--appendonly yes", "--maxmemory-policy noeviction", "--maxmemory ", "--requirepass"):
+    for option in ("--appendonly yes", "--maxmemory-policy noeviction", "--maxmemory ", "requirepass"):
         assert option in redis_command, option
+    # the password reaches redis-server on stdin, not in its argv, which `ps` on the host shows
+    assert "redis-server - " in redis_command and "--requirepass" not in redis_command
+    assert SECRETS["REDIS_PASSWORD"] not in redis_command
     assert mounts(services["redis"]) == {"/data": "redis-data"} and "redis-data" in resolved["volumes"]
 
 

@@ -46,6 +46,10 @@ api = APIBlueprint("metrics", __name__, abp_tags=[Tag(name="operations")])
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 QUIET_ROUTES = frozenset({"/health", "/ready", "/metrics"})
+# Label values come from these sets only, so a client cannot add series by inventing methods or paths.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+UNMATCHED_ROUTE = "unmatched"
 SUBMIT_PREFIX = "jobs.submit_"
 
 HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests answered, by route and status.",
@@ -68,9 +72,10 @@ def _start() -> None:
 
 def _observe(response: Response) -> Response:
     seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
-    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-    HTTP_LATENCY.labels(request.method, route).observe(seconds)
+    route = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
+    method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
+    HTTP_REQUESTS.labels(method, route, str(response.status_code)).inc()
+    HTTP_LATENCY.labels(method, route).observe(seconds)
     endpoint = request.endpoint or ""
     if endpoint.startswith(SUBMIT_PREFIX) and response.status_code == 202:
         JOBS_SUBMITTED.labels(endpoint.removeprefix(SUBMIT_PREFIX)).inc()

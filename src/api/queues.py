@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 
 from common.broker import dead_letter_queues, job_queues
 from common.errors import Unavailable
+from common.internal_http import direct_session
 from common.schemas import ErrorBody
 from common.settings import Settings
 
@@ -94,8 +95,10 @@ def from_management(settings: Settings, now: float) -> dict[str, QueueFigures]:
     parts = urlsplit(settings.rabbitmq_management_url)
     base = parts._replace(netloc=f"{parts.hostname}:{parts.port or 15672}").geturl().rstrip("/")
     vhost = parse_url(settings.broker_url)["virtual_host"] or "/"
-    response = requests.get(f"{base}/queues/{quote(vhost, safe='')}", params={"columns": COLUMNS},
-                            auth=(parts.username or "guest", parts.password or "guest"), timeout=MANAGEMENT_TIMEOUT_S)
+    with direct_session() as session:  # an internal service: never through HTTP(S)_PROXY
+        response = session.get(f"{base}/queues/{quote(vhost, safe='')}", params={"columns": COLUMNS},
+                               auth=(parts.username or "guest", parts.password or "guest"),
+                               timeout=MANAGEMENT_TIMEOUT_S)
     response.raise_for_status()
     listed = {q["name"]: q for q in response.json()}
     return {q.name: _figures(listed.get(q.name, ABSENT), now) for q in all_queues()}

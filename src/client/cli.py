@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help='one job per line: {"type": ..., <JSON body>} or {"type": ..., "file": PATH}')
     p = sub.add_parser("demo", parents=common, help="a few jobs of every type, from inputs made here (offline)")
     p.add_argument("--only", type=lambda s: [t for t in s.split(",") if t], help="comma-separated job types")
-    p.add_argument("--page-host", default="127.0.0.1", help="where the workers reach the demo's pages")
+    p.add_argument("--pages", default=os.environ.get("DEMO_PAGES_URL") or demo.DEFAULT_PAGES_URL, metavar="URL",
+                   help="where the workers fetch the demo's pages, which `make up` serves (DEMO_PAGES_URL; "
+                        f"default {demo.DEFAULT_PAGES_URL})")
     return parser
 
 
@@ -99,8 +101,7 @@ def plan_of(args: argparse.Namespace, types: dict[str, dict[str, Any]]) -> Itera
     """The jobs the command line asks for, checked against the job types the API has."""
     if args.command == "demo":
         wanted = args.only or list(types)
-        with demo.demo_jobs([t for t in wanted if _known(t, types)], args.page_host) as jobs:
-            yield sources.listed(jobs)
+        yield sources.listed(demo.demo_jobs([t for t in wanted if _known(t, types)], args.pages))
         return
     if args.command == "sentiment" and "-" in args.file:
         _known("sentiment", types)
@@ -193,6 +194,6 @@ def finish(args: argparse.Namespace, outcomes: list[Outcome], stopped: bool, ela
         report.print_failures(out, outcomes)
     if stopped:
         report.print_stopped(log, outcomes, args.api.rstrip("/"), args.output)
-    advice = demo.hint(o.error["code"] for o in outcomes if o.error) if args.command == "demo" else None
+    advice = demo.hint((o.error["code"] for o in outcomes if o.error), args.pages) if args.command == "demo" else None
     if advice:
         log.print(Text(advice, style="yellow"), soft_wrap=True)

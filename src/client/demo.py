@@ -1,8 +1,9 @@
 """`demo`: a few jobs of every type from inputs made here, so the whole platform can be seen working offline.
 
-Sentences are written below, tones are generated with the stdlib `wave` module, photos are the two that
-ship with ultralytics (read from its folder, never imported) or drawn with Pillow, and the pages to scrape
-(plus one tone, fetched by URL) are served from this process on 127.0.0.1.
+Sentences are written below, tones are generated with the stdlib `wave` module, and photos are the two that
+ship with ultralytics (read from its folder, never imported) or drawn with Pillow. The pages to scrape, and
+one tone fetched by URL, are the demo pages `make up` serves (`launcher.demo_pages`, on 127.0.0.1 at
+`DEMO_PAGES_PORT`, the one local address its workers may fetch): this client only names their URL.
 """
 
 from __future__ import annotations
@@ -11,11 +12,8 @@ import importlib.util
 import io
 import math
 import struct
-import threading
 import wave
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterable
 from pathlib import Path
 
 from client.sources import Job
@@ -29,13 +27,7 @@ SENTENCES = (
 )
 BATCH = ("Great value.", "Terrible battery life.", "It is a phone.")
 TONES_S = (0.5, 1.25, 2.0)
-SHOP = """<html><head><title>Demo shop</title></head><body><h1>Today's offers</h1><ul>
-<li class="product"><span class="name">Tea pot</span> <span class="price">12.50</span></li>
-<li class="product"><span class="name">Mug</span> <span class="price">4.00</span></li>
-<li class="product"><span class="name">Kettle</span> <span class="price">29.90</span></li></ul></body></html>"""
-NEWS = """<html><head><title>Demo news</title></head><body>
-<article><h2>Queues keep the platform calm</h2><p>Each job type has its own queue.</p></article>
-<article><h2>Workers scale per type</h2><p>Add a pool where the work is.</p></article></body></html>"""
+DEFAULT_PAGES_URL = "http://127.0.0.1:8099"  # `make up`'s demo pages at the default DEMO_PAGES_PORT
 
 
 def tone(seconds: float, rate: int = 16000, hz: float = 440.0) -> bytes:
@@ -75,52 +67,23 @@ def drawn_photo() -> bytes:
     return out.getvalue()
 
 
-class PageServer:
-    """Serves `pages` (path → (content type, body)) on `host`, in a daemon thread."""
-
-    def __init__(self, host: str, pages: dict[str, tuple[str, bytes]]) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                content_type, body = pages.get(self.path, ("text/plain", b"not found"))
-                self.send_response(200 if self.path in pages else 404)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((host, 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://{host}:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, name="demo-pages", daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def demo_jobs(types: list[str], pages_url: str = DEFAULT_PAGES_URL) -> list[Job]:
+    """The demo's jobs for each of `types` it has inputs for; scrape and audio URLs point under `pages_url`."""
+    makers = {"sentiment": _sentiment, "detection": _detection, "audio_length": _audio, "scrape": _scrape}
+    return [job for t in types if t in makers for job in makers[t](pages_url.rstrip("/"))]
 
 
-@contextmanager
-def demo_jobs(types: list[str], host: str = "127.0.0.1") -> Iterator[list[Job]]:
-    """The demo's jobs for each of `types` it has inputs for, with its pages served while they run."""
-    pages = {"/shop.html": ("text/html; charset=utf-8", SHOP.encode()),
-             "/news.html": ("text/html; charset=utf-8", NEWS.encode()), "/tone.wav": ("audio/wav", tone(0.75))}
-    server = PageServer(host, pages)
-    try:
-        makers = {"sentiment": _sentiment, "detection": _detection, "audio_length": _audio, "scrape": _scrape}
-        yield [job for t in types if t in makers for job in makers[t](server.url)]
-    finally:
-        server.close()
-
-
-def hint(error_codes: Iterable[str]) -> str | None:
-    """What to do when the workers refused the demo's own pages (their guard against fetching private addresses)."""
-    if "address_refused" not in set(error_codes):
-        return None
-    return ("The workers refuse to fetch private addresses, so they could not read the demo's own pages: start the "
-            "platform with FETCH_ALLOWLIST=127.0.0.1 (for example `FETCH_ALLOWLIST=127.0.0.1 make up`) and run the "
-            "demo again.")
+def hint(error_codes: Iterable[str], pages_url: str = DEFAULT_PAGES_URL) -> str | None:
+    """What to do when the workers could not fetch the demo's pages."""
+    codes = set(error_codes)
+    if "address_refused" in codes:
+        return (f"The workers refused to fetch the demo's pages at {pages_url}: `make up` lets jobs fetch exactly "
+                "127.0.0.1:<DEMO_PAGES_PORT> unless FETCH_ALLOWLIST is set; leave FETCH_ALLOWLIST unset, or add "
+                "that host:port to it.")
+    if "fetch_failed" in codes:
+        return (f"Nothing answered for the demo's pages at {pages_url}: `make up` serves them on 127.0.0.1 at "
+                "DEMO_PAGES_PORT (8099 unless set; 0 turns them off); point --pages or DEMO_PAGES_URL at them.")
+    return None
 
 
 def _sentiment(url: str) -> list[Job]:

@@ -43,6 +43,8 @@ class Settings:
     fetch_allowlist: str = ""
     api_keys: str = ""
     rate_limit: str = ""
+    allow_anonymous: bool = False
+    demo_pages_port: int = 8099
     scrape_max_html_bytes: int = 5 * 1024 * 1024
     scrape_max_matches: int = 1000
     scrape_max_text_chars: int = 1000

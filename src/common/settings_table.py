@@ -21,7 +21,8 @@ DESCRIPTIONS: dict[str, str] = {
     "rabbitmq_management_url": "RabbitMQ management API (queue figures for `/v1/queues`, `/metrics` and Flower)",
     "broker_heartbeat_s": "AMQP heartbeat of each worker's broker connection; a worker cut off silently loses its "
                           "running job to another after 2–3× this (0: off, handover only by TCP)",
-    "api_host": "address the API (gunicorn) listens on; on loopback, `make up` lets jobs fetch local URLs",
+    "api_host": "address the API (gunicorn) listens on; not loopback: `make up` needs `API_KEYS` (or "
+                "`ALLOW_ANONYMOUS`)",
     "api_port": "port of the API",
     "api_workers": "gunicorn worker processes",
     "api_threads": "threads per gunicorn worker (each long-poll holds one)",
@@ -44,9 +45,14 @@ DESCRIPTIONS: dict[str, str] = {
     "fetch_read_timeout_s": "read timeout of every URL a job fetches",
     "fetch_max_bytes": "largest response a job may fetch where its type sets no cap of its own (scrape: "
                        "`SCRAPE_MAX_HTML_BYTES`, audio: `AUDIO_MAX_BYTES`), counted after decompression",
-    "fetch_allowlist": "hosts or addresses (comma-separated) jobs may fetch although not public (SSRF guard)",
+    "fetch_allowlist": "what jobs may fetch although not public (SSRF guard), comma-separated: `host:port`, "
+                       "`[v6]:port`, or a bare host or address (every port of it)",
     "api_keys": "API keys (comma-separated); when set, every `/v1` route needs `Authorization: Bearer <key>`",
     "rate_limit": "requests per API key on `/v1`, e.g. `100/second`; empty: no limit",
+    "allow_anonymous": "let `make up` run the API on a non-loopback `API_HOST` with no `API_KEYS` (open to anyone "
+                       "who can reach it); off: it refuses to start",
+    "demo_pages_port": "port on 127.0.0.1 where `make up` serves the demo's pages (the only local address its jobs "
+                       "may fetch, unless `FETCH_ALLOWLIST` is set); 0: off",
     "scrape_max_html_bytes": "largest page a scrape job hands to the parser, counted after decompression; a larger "
                              "one ends FAILURE `response_too_large` (parsing costs about 70× the page in memory)",
     "scrape_max_matches": "matches kept per selector of a scrape job (the result says `truncated: true` when more "
@@ -124,6 +130,7 @@ REDIS_MAXMEMORY=1gb
 # Empty FLOWER_PASSWORD: generated and printed in `docker compose logs flower`.
 FLOWER_USER=admin
 FLOWER_PASSWORD=
+# Publishing the API beyond this host? Set API_KEYS (above) first.
 API_PUBLISH=127.0.0.1:8000
 FLOWER_PUBLISH=127.0.0.1:5555
 LOG_FORMAT=json

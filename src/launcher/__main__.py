@@ -10,6 +10,7 @@ from rich.text import Text
 
 from common.settings import get_settings
 from launcher.commands import exec_flower
+from launcher.guards import check_before_up
 from launcher.services import ServiceError, ensure_services, stop_private_services
 from launcher.up import run_up
 
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     try:
         if args.command == "up":
+            check_before_up(settings)
             return run_up(settings)
         if args.command == "services":
             ensure_services(settings)
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except ServiceError as exc:
-        Console(stderr=True, highlight=False).print(Text.assemble(("error: ", "bold red"), str(exc)))
+        Console(stderr=True, highlight=False, soft_wrap=True).print(Text.assemble(("error: ", "bold red"), str(exc)))
         return 1
     return 0
 

@@ -1,4 +1,5 @@
-"""What `up` runs, as argv and environment: the API, one Celery worker pool per catalog entry, and Flower.
+"""What `up` runs, as argv and environment: the API, one Celery worker pool per catalog entry, Flower and
+the demo's pages.
 
 The worker pools come from `common.catalog.CATALOG`: a new job type needs no change here. A pool's
 concurrency is the setting `<type>_concurrency` (1 when there is none).
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from common.catalog import CATALOG, JobType, longest_hard_limit_s
 from common.settings import PROJECT_ROOT, Settings, get_settings
+from launcher.demo_pages import HOST as DEMO_PAGES_HOST
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "0"}
 
@@ -47,19 +49,31 @@ def flower_login(settings: Settings) -> FlowerLogin:
 
 def plan(settings: Settings, login: FlowerLogin) -> list[Spec]:
     env = base_env()
-    if local_fetches_allowed(settings):
-        env["FETCH_ALLOWLIST"] = LOCAL_HOSTS
-    return [api_spec(env), *(worker_spec(settings, t, env) for t in CATALOG), flower_spec(settings, login, env)]
+    if demo_pages_allowed(settings):
+        env["FETCH_ALLOWLIST"] = demo_pages_entry(settings)
+    pages = [demo_pages_spec(settings, env)] if settings.demo_pages_port else []
+    return [api_spec(env), *(worker_spec(settings, t, env) for t in CATALOG), flower_spec(settings, login, env), *pages]
 
 
-LOCAL_HOSTS = "127.0.0.1,localhost"
+def demo_pages_allowed(settings: Settings) -> bool:
+    """Jobs may fetch the demo's pages, and nothing else on this machine, unless the operator set
+    FETCH_ALLOWLIST (even empty), which always wins."""
+    return "FETCH_ALLOWLIST" not in os.environ and settings.demo_pages_port != 0
 
 
-def local_fetches_allowed(settings: Settings) -> bool:
-    """On a loopback-only platform (the default of `make up`), jobs may fetch pages served on this machine,
-    so `make demo` and local experiments work offline. Any other bind address keeps the SSRF guard's default,
-    and an explicit FETCH_ALLOWLIST always wins."""
-    return "FETCH_ALLOWLIST" not in os.environ and settings.api_host in ("127.0.0.1", "localhost", "::1")
+def demo_pages_entry(settings: Settings) -> str:
+    return f"{DEMO_PAGES_HOST}:{settings.demo_pages_port}"
+
+
+def fetch_notice(settings: Settings) -> str:
+    """One line: what jobs may fetch on this machine or its networks."""
+    if demo_pages_allowed(settings):
+        return (f"jobs may fetch public URLs, and on this machine only the demo pages at "
+                f"http://{demo_pages_entry(settings)}/ (FETCH_ALLOWLIST={demo_pages_entry(settings)})")
+    allowlist = os.environ.get("FETCH_ALLOWLIST", "")
+    if allowlist.strip():
+        return f"jobs may fetch public URLs and, although not public, what FETCH_ALLOWLIST names: {allowlist}"
+    return "jobs may fetch public URLs only (nothing on this machine or a private network)"
 
 
 def base_env() -> dict[str, str]:
@@ -68,6 +82,10 @@ def base_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT / "src"), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def demo_pages_spec(settings: Settings, env: dict[str, str]) -> Spec:
+    return Spec("pages", [sys.executable, "-m", "launcher.demo_pages", str(settings.demo_pages_port)], env)
 
 
 def api_spec(env: dict[str, str]) -> Spec:

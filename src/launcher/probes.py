@@ -13,6 +13,8 @@ from amqp.exceptions import AccessRefused
 from kombu import Connection
 from kombu.exceptions import OperationalError
 
+from common.internal_http import direct_session
+
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -56,8 +58,9 @@ def management_reachable(url: str) -> bool:
     parts = urlsplit(url)
     plain = parts._replace(netloc=f"{parts.hostname}:{parts.port or 15672}").geturl()
     try:
-        response = requests.get(f"{plain}overview", auth=(parts.username or "guest", parts.password or "guest"),
-                                timeout=2)
+        with direct_session() as session:
+            response = session.get(f"{plain}overview", auth=(parts.username or "guest", parts.password or "guest"),
+                                   timeout=2)
     except requests.RequestException:
         return False
     if response.status_code == 401:

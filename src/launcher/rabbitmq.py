@@ -80,7 +80,10 @@ class PrivateNode:
     def _write_files(self) -> None:
         for folder in (self.base, self.base / "mnesia", self.base / "log"):
             folder.mkdir(parents=True, exist_ok=True)
-        (self.base / "rabbitmq.conf").write_text(self._config())
+        config = self.base / "rabbitmq.conf"  # holds the password: readable by this user only
+        config.touch(mode=0o600)
+        config.chmod(0o600)
+        config.write_text(self._config())
         plugins = self.base / "enabled_plugins"
         if not plugins.exists():
             plugins.write_text("[rabbitmq_management].\n")

@@ -11,7 +11,7 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from rich.console import Console
 
@@ -81,18 +81,33 @@ def ensure_redis(settings: Settings) -> str:
         raise ServiceError(f"Redis is not reachable at {host}:{port} and not installed: {REDIS_INSTALL_HINT}.")
     folder = settings.run_dir / "redis"
     folder.mkdir(parents=True, exist_ok=True)
-    argv = [binary, "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(folder),
-            "--save", "", "--appendonly", "no", "--pidfile", str(_redis_pid_file(settings, port)),
-            "--logfile", str(folder / f"redis-{port}.log")]
+    config = {"daemonize": "yes", "bind": "127.0.0.1", "port": str(port), "dir": str(folder), "save": "",
+              "appendonly": "no", "pidfile": str(_redis_pid_file(settings, port)),
+              "logfile": str(folder / f"redis-{port}.log")}
     if parts.password:
-        argv += ["--requirepass", parts.password]
-    try:
-        subprocess.run(argv, check=True, capture_output=True, timeout=30)
+        config["requirepass"] = unquote(parts.password)  # as redis-py reads it from the URL
+    try:  # the configuration, password included, goes in on stdin: argv is visible to every local user in `ps`
+        subprocess.run([binary, "-"], input=redis_config(config).encode(), check=True, capture_output=True,
+                       timeout=30)
     except (OSError, subprocess.SubprocessError) as exc:
         raise ServiceError(f"redis-server did not start on port {port} ({exc}); see {folder}.") from exc
     if not wait_until(lambda: redis_reachable(url), START_TIMEOUT_S):
         raise ServiceError(f"The private Redis did not answer at {host}:{port}; see {folder}.")
     return f"started at {safe_url(url)} (private, in {folder}, nothing kept on disk)"
+
+
+def redis_config(options: dict[str, str]) -> str:
+    """redis.conf lines, each value double-quoted: `\\` and `"` escaped, control characters as `\\xHH`."""
+    def quoted(value: str) -> str:
+        return '"' + "".join(_redis_char(c) for c in value) + '"'
+
+    return "".join(f"{name} {quoted(value)}\n" for name, value in options.items())
+
+
+def _redis_char(c: str) -> str:
+    if c in '\\"':
+        return "\\" + c
+    return f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c
 
 
 def stop_private_services(settings: Settings) -> None:

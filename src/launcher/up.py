@@ -15,9 +15,10 @@ import requests
 from rich.console import Console
 
 from common.catalog import CATALOG
+from common.internal_http import direct_session
 from common.settings import PROJECT_ROOT, Settings
 from launcher.children import Supervisor
-from launcher.commands import LOCAL_HOSTS, FlowerLogin, flower_login, local_fetches_allowed, longest_job_s, plan
+from launcher.commands import FlowerLogin, fetch_notice, flower_login, longest_job_s, plan
 from launcher.output import Prefixed
 from launcher.services import ensure_services
 
@@ -77,7 +78,9 @@ def _announce_when_healthy(settings: Settings, login: FlowerLogin, out: Prefixed
     url = f"http://{_host(settings.api_host)}:{settings.api_port}/health"
     while not stop.is_set():
         try:
-            if requests.get(url, timeout=5).ok:
+            with direct_session() as session:  # never through HTTP(S)_PROXY
+                healthy = session.get(url, timeout=5).ok
+            if healthy:
                 _announce(settings, login, out, started)
                 return
         except requests.RequestException:
@@ -93,8 +96,7 @@ def _announce(settings: Settings, login: FlowerLogin, out: Prefixed, started: fl
     out.say(f"API docs   {api}/docs", "bold")
     out.say(f"Flower     {flower}  (user {login.user}{password})", "bold")
     out.say(f"job types  {', '.join(t.name for t in CATALOG)}  (POST {api}/v1/jobs/<type>)", "bold")
-    if local_fetches_allowed(settings):
-        out.say(f"jobs may fetch URLs on this machine ({LOCAL_HOSTS}): the API listens on loopback only")
+    out.say(fetch_notice(settings))
     out.say("Ctrl-C stops everything; running jobs finish first.")
 
 

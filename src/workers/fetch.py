@@ -1,9 +1,10 @@
 """The one place a worker fetches a URL, guarded against server-side request forgery.
 
 - http and https only; connect and read timeouts; a cap on the response size.
-- The host is resolved once and refused when any of its addresses is not a public one (loopback,
-  private, link-local, unique-local, multicast, reserved, or a cloud metadata address), unless the
-  allowlist names the host or one of its addresses.
+- The host is resolved once and refused when any of its addresses is not a public one
+  (`workers.addresses`: loopback, private, link-local, site-local, multicast, reserved, a cloud metadata
+  address, or an IPv6 form that carries such an IPv4 address), unless the allowlist names the host or
+  that address, on that port or on every port.
 - The connection goes to the address that was checked (no second DNS lookup to rebind), with the
   original host name kept for the Host header, TLS SNI and certificate checks.
 - Every redirect is checked the same way.
@@ -20,10 +21,9 @@ import urllib3
 
 from common.errors import InputError
 from common.settings import get_settings
+from workers.addresses import Address, Allowlist, refusal
 
 MAX_REDIRECTS = 5
-METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,15 @@ class FetchLimits:
     connect_timeout_s: float
     read_timeout_s: float
     max_bytes: int
-    allowlist: frozenset[str] = field(default_factory=frozenset)
+    allowlist: Allowlist = field(default_factory=Allowlist)
 
 
 def limits_from_settings(max_bytes: int | None = None) -> FetchLimits:
     s = get_settings()
-    allowlist = frozenset(entry.strip() for entry in s.fetch_allowlist.split(",") if entry.strip())
+    try:
+        allowlist = Allowlist.parse(s.fetch_allowlist)
+    except ValueError as exc:
+        raise InputError(f"The platform's {exc}.", code="fetch_allowlist_invalid") from None
     return FetchLimits(s.fetch_connect_timeout_s, s.fetch_read_timeout_s, max_bytes or s.fetch_max_bytes, allowlist)
 
 
@@ -65,33 +68,30 @@ def fetch(url: str, limits: FetchLimits, *, ok_only: bool = False) -> Fetched:
     raise InputError(f"Fetching {url} took more than {MAX_REDIRECTS} redirects.", code="fetch_failed")
 
 
-def check_address(host: str, port: int, allowlist: frozenset[str]) -> Address:
+def check_address(host: str, port: int, allowlist: Allowlist) -> Address:
     """Resolve `host` and return the address to connect to, or refuse it."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
         raise InputError(f"The host {host!r} does not resolve.", code="fetch_failed") from None
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    if host not in allowlist:
-        refused = [a for a in addresses if not _public(a) and str(a) not in allowlist]
-        if refused:
-            raise InputError(f"Fetching {host} is refused: it resolves to the non-public address {refused[0]}.",
-                             code="address_refused")
+    if not allowlist.names(host, port):
+        for address in addresses:
+            why = refusal(address)
+            if why and not allowlist.names(str(address), port):
+                raise InputError(f"Fetching {host} port {port} is refused: it resolves to {address}, {why}.",
+                                 code="address_refused")
     return addresses[0]
-
-
-def _public(address: Address) -> bool:
-    if address in METADATA_ADDRESSES:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return (mapped or address).is_global and not address.is_multicast
 
 
 def _get_once(url: str, limits: FetchLimits) -> urllib3.BaseHTTPResponse:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"Only http and https URLs can be fetched, not {url!r}.", code="invalid_url")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise InputError(f"The URL {url!r} has an invalid port.", code="invalid_url") from None
     address = check_address(parts.hostname, port, limits.allowlist)
     timeout = urllib3.Timeout(connect=limits.connect_timeout_s, read=limits.read_timeout_s)
     pool: urllib3.HTTPConnectionPool

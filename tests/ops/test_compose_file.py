@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import tomllib
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from common.catalog import CATALOG
+from common.settings import Settings
 from launcher.commands import longest_job_s
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,15 +23,32 @@ DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 SECRETS = {"RABBITMQ_PASSWORD": "rabbit-Secret-1", "REDIS_PASSWORD": "redis-Secret-2"}
 NO_TORCH_TARGETS = {"api", "worker-light"}
 HEAVY = ("torch", "torchvision", "ultralytics", "ultralytics-opencv-headless", "transformers")
+# Settings Compose does not pass the same way to every service: each on its own service, set by the images,
+# or meaningful to `make up` only. Every other setting reaches every platform service.
+API_ONLY = {"API_KEYS", "RATE_LIMIT", "API_WORKERS", "API_THREADS"}
+PER_SERVICE = {"API_HOST", "API_PORT", "FLOWER_HOST", "FLOWER_PORT", "FLOWER_USER", "FLOWER_PASSWORD"}
+SET_BY_IMAGES = {"RUN_DIR", "MODELS_DIR", "DETECTION_MODEL", "ALLOW_DOWNLOADS"}
+MAKE_UP_ONLY = {"ALLOW_ANONYMOUS", "DEMO_PAGES_PORT"}
+BUILT_HERE = {"BROKER_URL", "REDIS_URL", "RABBITMQ_MANAGEMENT_URL"}
+COMPOSE_DEFAULTS = {"LOG_FORMAT": "json", "LOG_LEVEL": "INFO", "WORKER_EVENTS": "false", "API_WORKERS": "2"}
 
 
-def compose(env_file: Path | None) -> subprocess.CompletedProcess[str]:
+def setting_names() -> set[str]:
+    return {f.name.upper() for f in fields(Settings)}
+
+
+def shared_settings() -> set[str]:
+    return setting_names() - API_ONLY - PER_SERVICE - SET_BY_IMAGES - MAKE_UP_ONLY - BUILT_HERE
+
+
+def compose(env_file: Path | None, project: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config`: with `env_file`, or with `project` as the project folder (and its `.env`)."""
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.fail("docker-compose is not installed: `apt-get install docker-compose` (.ci/run does it)",
                     pytrace=False)
     args = [binary, "-f", str(ROOT / "docker-compose.yaml"), *(["--env-file", str(env_file)] if env_file else []),
-            "config"]
+            *(["--project-directory", str(project)] if project else []), "config"]
     env = {"PATH": "/usr/bin:/bin", "HOME": str(ROOT)}
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env, check=False)
 
@@ -138,8 +157,11 @@ def test_durable_broker_and_redis_that_never_evicts(resolved: dict[str, Any]) ->
     assert timeout_ms > 2 * longest_job_s() * 1000
     assert "management" in services["rabbitmq"]["image"]
     redis_command = " ".join(services["redis"]["command"])
-    for option in ("--appendonly yes", "--maxmemory-policy noeviction", "--maxmemory ", "--requirepass"):
+    for option in ("--appendonly yes", "--maxmemory-policy noeviction", "--maxmemory ", "requirepass"):
         assert option in redis_command, option
+    # the password reaches redis-server on stdin, not in its argv, which `ps` on the host shows
+    assert "redis-server - " in redis_command and "--requirepass" not in redis_command
+    assert SECRETS["REDIS_PASSWORD"] not in redis_command
     assert mounts(services["redis"]) == {"/data": "redis-data"} and "redis-data" in resolved["volumes"]
 
 
@@ -147,3 +169,31 @@ def test_flower_runs_as_make_up_runs_it(resolved: dict[str, Any]) -> None:
     flower = resolved["services"]["flower"]
     assert flower["command"] == ["python", "-m", "launcher", "flower"]
     assert flower["environment"]["RABBITMQ_MANAGEMENT_URL"].endswith("@rabbitmq:15672/api/")
+
+
+def test_every_setting_in_dot_env_reaches_the_services_and_api_keys_only_the_api(tmp_path: Path) -> None:
+    project = tmp_path / "project"  # the project folder, so Compose reads its `.env`, as `cp .env.example .env` does
+    project.mkdir()
+    from_dotenv = {name: f"from-env-{name.lower()}" for name in shared_settings() | API_ONLY}
+    from_dotenv.update(API_KEYS="k-one,k-two", RATE_LIMIT="7/second", API_KEY="k-one")
+    (project / ".env").write_text("".join(f"{k}={v}\n" for k, v in {**SECRETS, **from_dotenv}.items()))
+    done = compose(None, project)
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)
+    services = resolved["services"]
+    api = services["api"]["environment"]
+    assert (api["API_KEYS"], api["RATE_LIMIT"]) == ("k-one,k-two", "7/second")
+    assert {name: api.get(name) for name in shared_settings() | API_ONLY} == {
+        name: from_dotenv[name] for name in shared_settings() | API_ONLY}
+    for name in [*workers(resolved), "flower"]:
+        environment = services[name]["environment"]
+        assert {n: environment.get(n) for n in shared_settings()} == {n: from_dotenv[n] for n in shared_settings()}
+        assert not set(environment) & API_ONLY, name
+    assert services["client"]["environment"]["API_KEY"] == "k-one"
+
+
+def test_a_setting_not_in_dot_env_keeps_its_documented_default(resolved: dict[str, Any]) -> None:
+    api = resolved["services"]["api"]["environment"]
+    unset = {name for name in shared_settings() | API_ONLY if name not in COMPOSE_DEFAULTS}
+    assert {name: api.get(name, "missing") for name in unset} == dict.fromkeys(unset)  # null: not set, the default
+    assert {name: api[name] for name in COMPOSE_DEFAULTS} == COMPOSE_DEFAULTS

@@ -58,3 +58,34 @@ def test_keda_scales_each_worker_on_its_own_queue() -> None:
         assert int(trigger["metadata"]["value"]) >= 1 and obj["spec"]["minReplicaCount"] >= 1, name
         queues.add(trigger["metadata"]["queueName"])
     assert queues == {t.queue for t in CATALOG}
+
+
+def secret_refs(deployment: dict[str, Any]) -> dict[str, set[str]]:
+    """Secret name → the variables taken from it (`*` for all of them, by envFrom), over every container."""
+    refs: dict[str, set[str]] = {}
+    for container in deployment["spec"]["template"]["spec"]["containers"]:
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                refs.setdefault(source["secretRef"]["name"], set()).add("*")
+        for variable in container.get("env", []):
+            key_ref = variable.get("valueFrom", {}).get("secretKeyRef")
+            if key_ref:
+                assert not key_ref.get("optional", False), variable
+                refs.setdefault(key_ref["name"], set()).add(variable["name"])
+    return refs
+
+
+def test_the_api_takes_its_keys_and_settings_from_a_secret_no_other_pod_reads() -> None:
+    deployments = of_kind("Deployment")
+    api = secret_refs(deployments["api"])
+    holding_keys = [name for name, variables in api.items() if "API_KEYS" in variables]
+    assert holding_keys, "API_KEYS must come from a Secret (secretKeyRef), required"
+    (secret,) = holding_keys
+    assert "*" in api[secret], "RATE_LIMIT and the other API settings come from the same Secret (envFrom)"
+    for config_map in of_kind("ConfigMap").values():
+        assert not {"API_KEYS", "RATE_LIMIT"} & set(config_map.get("data", {})), "API settings are not in a ConfigMap"
+    for name, deployment in deployments.items():
+        if name != "api":
+            assert secret not in secret_refs(deployment), f"{name} reads the API's Secret {secret}"
+            containers = deployment["spec"]["template"]["spec"]["containers"]
+            assert not [v for c in containers for v in c.get("env", []) if v["name"] == "API_KEYS"], name

@@ -96,3 +96,21 @@ def test_run_time_buckets_are_cumulative() -> None:
     buckets = dict(times.cumulative())
     assert (buckets["0.01"], buckets["0.25"], buckets["0.5"], buckets["300.0"], buckets["+Inf"]) == (1, 1, 3, 3, 4)
     assert times.count == 4
+
+
+def http_series(samples: Samples) -> set[frozenset[tuple[str, str]]]:
+    return {labels for name, labels in samples if name == "http_requests_total"}
+
+
+def test_odd_methods_and_paths_are_one_label_value_each(ops: OpsPlatform) -> None:
+    before = http_series(scrape(ops.api))
+    for i in range(40):
+        odd = f"X{uuid.uuid4().hex.upper()[:12]}"
+        assert requests.request(odd, f"{ops.api}/v1/queues", timeout=10).status_code == 405
+        assert requests.request(odd, f"{ops.api}/no/such/{uuid.uuid4().hex}", timeout=10).status_code in (404, 405)
+        assert requests.get(f"{ops.api}/{uuid.uuid4().hex}/{i}", timeout=10).status_code == 404
+    added = http_series(scrape(ops.api)) - before
+    methods = {dict(labels)["method"] for labels in added}
+    routes = {dict(labels)["route"] for labels in added}
+    assert methods <= {"GET", "other"} and routes <= {"/v1/queues", "unmatched"}, added
+    assert len(added) <= 4, added

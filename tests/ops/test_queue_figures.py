@@ -4,6 +4,9 @@ management API (one call, cached for a second), or from queue declares when the 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from threading import Thread
 from typing import Any
 
 import pytest
@@ -15,7 +18,7 @@ from common.catalog import CATALOG
 from common.errors import Unavailable
 from common.settings import Settings
 from ops.stack import HELD, OpsPlatform, submit_held
-from support.processes import free_port
+from support.processes import free_port, start_api
 from support.wait import until
 
 
@@ -83,11 +86,13 @@ def test_one_management_call_for_all_queues_with_the_vhost_quoted(monkeypatch: p
             return [{"name": "sentiment", "messages_ready": 4, "messages_unacknowledged": 1, "consumers": 2,
                      "head_message_timestamp": 990}, {"name": "celery@host.celery.pidbox"}]
 
-    def fake_get(url: str, params: dict[str, str], auth: tuple[str, str], timeout: float) -> Answer:
+    def fake_get(session: requests.Session, url: str, params: dict[str, str], auth: tuple[str, str],
+                 timeout: float) -> Answer:
+        assert session.trust_env is False  # no HTTP(S)_PROXY, NO_PROXY or .netrc
         seen.append((url, auth))  # type: ignore[arg-type]
         return Answer()
 
-    monkeypatch.setattr(queues.requests, "get", fake_get)
+    monkeypatch.setattr(requests.Session, "get", fake_get)
     settings = Settings(broker_url="amqp://u:p@h:5672//", rabbitmq_management_url="http://m:pw@mq:15672/api/")
     figures = queues.from_management(settings, now=1000.0)
     assert seen == [("http://mq:15672/api/queues/%2F", ("m", "pw"))]
@@ -121,3 +126,41 @@ def test_503_when_neither_answers() -> None:
             queues.QueueReader(settings, celery).read()
     finally:
         celery.close()
+
+
+@pytest.fixture
+def recording_proxy() -> Iterator[tuple[str, list[str]]]:
+    """An HTTP proxy that records every request it gets and answers each with 502."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def relay(self) -> None:
+            seen.append(f"{self.command} {self.path}")
+            self.send_response(502)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_CONNECT = relay
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_management_api_is_never_reached_through_a_proxy(
+        ops: OpsPlatform, recording_proxy: tuple[str, list[str]]) -> None:
+    proxy, seen = recording_proxy
+    env = {k: v for k, v in ops.env.items() if k.lower() != "no_proxy"}
+    env.update({name: proxy for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy")})
+    proc, api = start_api(env)
+    try:
+        body = requests.get(f"{api}/v1/queues", timeout=10).json()
+    finally:
+        proc.stop()
+    assert body["source"] == "management", body
+    assert seen == []

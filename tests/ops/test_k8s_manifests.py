@@ -58,3 +58,10 @@ def test_keda_scales_each_worker_on_its_own_queue() -> None:
         assert int(trigger["metadata"]["value"]) >= 1 and obj["spec"]["minReplicaCount"] >= 1, name
         queues.add(trigger["metadata"]["queueName"])
     assert queues == {t.queue for t in CATALOG}
+
+
+def test_api_probes_keep_pods_serving_through_a_broker_outage_and_a_busy_moment() -> None:
+    (api,) = of_kind("Deployment")["api"]["spec"]["template"]["spec"]["containers"]
+    assert api["readinessProbe"]["httpGet"]["path"] == "/ready?scope=api"  # the store, not the broker
+    assert api["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert api["livenessProbe"]["timeoutSeconds"] >= 5 and api["livenessProbe"]["failureThreshold"] >= 3

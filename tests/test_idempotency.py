@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import psutil
+import pytest
 import redis
 import requests
 from kombu import Connection
@@ -53,36 +54,49 @@ def test_a_record_the_store_refuses_releases_its_idempotency_key() -> None:
             proc.stop()
 
 
-def test_a_retry_runs_the_job_whose_api_process_died_before_the_broker_confirmed_it() -> None:
+@pytest.mark.parametrize("broker_restarted", [True, False], ids=["message-lost", "message-routed-late"])
+def test_a_retry_runs_the_job_whose_api_process_died_before_the_broker_confirmed_it(broker_restarted: bool) -> None:
     """The broker is under a disk alarm, so a submit's publish waits for its confirm; the API is killed (SIGKILL)
-    meanwhile, with the job's record written. The broker is then restarted (which drops the unread publish) and
-    a retry with the same Idempotency-Key reaches a new API: it publishes the job again, which runs once."""
+    meanwhile, with the job's record written. Then either the broker restarts (which drops the unread publish)
+    or the alarm clears (the broker routes it late). A retry with the same Idempotency-Key reaches a new API
+    and publishes the job again: it runs once, and a second message for it, if any, is dropped."""
     with private_rabbitmq() as broker:
         env = platform_env(broker.url, services.REDIS_URL, broker.management_url)
         prefix, key = env["KEY_PREFIX"], str(uuid.uuid4())
         proc, api = start_api(env)
         broker.node.ctl("set_disk_free_limit", "100000GB")
-        outcome: list[Any] = []
-        caller = threading.Thread(target=lambda: outcome.append(_try(lambda: submit(api, key, 60))))
-        caller.start()
-        job_id = until(lambda: next(iter(job_keys(services.REDIS_URL, prefix)), b"").decode().rsplit(":", 1)[-1],
-                       4, "the job's record (written before the publish)")
-        kill_api(proc)
-        caller.join(30)
-        assert outcome and isinstance(outcome[0], requests.ConnectionError), outcome
-        assert (stored_record(services.REDIS_URL, prefix, job_id) or {}).get("status") == "PENDING"
-        restart(broker)  # its disk limit is the configured one again: no alarm
+        job_id = submit_and_kill(api, key, proc, prefix)
+        if broker_restarted:
+            restart(broker)  # its disk limit is the configured one again: no alarm
+        else:
+            broker.node.ctl("set_disk_free_limit", "50MB")
+            until(lambda: queue_depth(broker, "sentiment") == 1, 30, "the dead API's message routed")
         proc, api = start_api(env)
         try:
+            (again,) = until(lambda: (a := submit(api, key)).status_code != 409 and (a,), 30,
+                             "the retry (409 while the dead API's claim on the record lasts)")
+            assert again.status_code == 200 and again.json()["job_id"] == job_id, again.text
+            assert queue_depth(broker, "sentiment") == (1 if broker_restarted else 2)
             with worker_pool(env, api, "sentiment"):
-                (again,) = until(lambda: (a := submit(api, key)).status_code != 409 and (a,), 30,
-                                 "the retry (409 while the dead API's claim on the record lasts)")
-                assert again.status_code == 200 and again.json()["job_id"] == job_id, again.text
                 record = final(api, job_id)
                 assert record["status"] == "SUCCESS" and record["attempts"] == 1, record
                 until(lambda: queue_depth(broker, "sentiment") == 0, 30, "no message left for the job")
         finally:
             proc.stop()
+
+
+def submit_and_kill(api: str, key: str, proc: Proc, prefix: str) -> str:
+    """Submit, and SIGKILL the API once the job's record is written (its publish waits); the job's id."""
+    outcome: list[Any] = []
+    caller = threading.Thread(target=lambda: outcome.append(_try(lambda: submit(api, key, 60))))
+    caller.start()
+    job_id = until(lambda: next(iter(job_keys(services.REDIS_URL, prefix)), b"").decode().rsplit(":", 1)[-1],
+                   4, "the job's record (written before the publish)")
+    kill_api(proc)
+    caller.join(30)
+    assert outcome and isinstance(outcome[0], requests.ConnectionError), outcome
+    assert (stored_record(services.REDIS_URL, prefix, job_id) or {}).get("status") == "PENDING"
+    return str(job_id)
 
 
 def _try(call: Any) -> Any:

@@ -122,10 +122,10 @@ def get_job(path: JobPath, query: WaitQuery) -> Any:
 
 
 def waiting_cap(settings: Settings) -> int:
-    """Long-polls one API process holds at once (`MAX_WAITING_PER_PROCESS`): by default its threads but 4,
-    and at least half of them, so that `/health` and short requests always find a thread."""
+    """Long-polls one API process holds at once (`MAX_WAITING_PER_PROCESS`, at most its threads but one): by
+    default its threads but 4, and at least half of them, so that `/health` and short requests find a thread."""
     if settings.max_waiting_per_process > 0:
-        return min(settings.max_waiting_per_process, settings.api_threads)
+        return min(settings.max_waiting_per_process, settings.api_threads - 1)
     return max(settings.api_threads - 4, settings.api_threads // 2)
 
 

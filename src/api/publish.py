@@ -92,8 +92,9 @@ def _publish(celery: Celery, job_type: JobType, payload: dict[str, Any], job_id:
                 raise Unavailable("The message broker is unavailable; the job was not accepted. Retry shortly.",
                                   code="broker_unavailable") from None
             log.info("publishing job %s failed (%s); trying once more on a new connection", job_id, exc)
-        except (MessageNacked, LimitExceeded) as exc:
-            raise unconfirmed(type(exc).__name__) from None
+        except MessageNacked:
+            raise Unavailable("The message broker refused the job's message (a nack, e.g. a queue at its length "
+                              "limit); the job was not accepted. Retry shortly.", code="broker_unavailable") from None
 
 
 def _publish_once(celery: Celery, job_type: JobType, payload: dict[str, Any], job_id: str, timeout_s: float) -> None:

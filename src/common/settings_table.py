@@ -44,8 +44,8 @@ DESCRIPTIONS: dict[str, str] = {
     "upload_bytes_in_flight": "bytes of uploads one API key (or client address, without keys) may have stored for jobs "
                               "not yet ended; past it a submit answers 429",
     "max_wait_s": "longest `GET /v1/jobs/<id>?wait=` a client may ask for, in seconds",
-    "max_waiting_per_process": "long-polls (`?wait=`) one API process holds at once; past it a wait answers at "
-                               "once (0: `API_THREADS` − 4, at least half the threads)",
+    "max_waiting_per_process": "long-polls (`?wait=`) one API process holds at once, at most `API_THREADS` − 1; "
+                               "past it a wait answers at once (0: `API_THREADS` − 4, at least half the threads)",
     "fetch_connect_timeout_s": "connect timeout of every URL a job fetches",
     "fetch_read_timeout_s": "read timeout of every URL a job fetches",
     "fetch_max_bytes": "largest response a job may fetch (scrape pages)",

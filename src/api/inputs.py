@@ -46,10 +46,21 @@ def read_input(job_type: JobType) -> JobInput:
         raise UnsupportedMedia(f"{job_type.name} jobs take a multipart/form-data upload in the field '{field}'.")
     if not request.is_json:
         raise UnsupportedMedia("Send the job as JSON with Content-Type: application/json.")
-    data = request.get_json(silent=True)
+    return JobInput(validate(job_type.input_model, _read_json()))
+
+
+def _read_json() -> Any:
+    body = request.get_data(cache=True)
+    limit = request.max_content_length
+    if limit is not None and len(body) >= limit:  # a body sent without Content-Length is cut at the limit
+        raise Oversized(f"The request body passes the {limit} bytes {request.path} takes.")
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # json's parser recurses once per nesting level: "[" * 200000
+        data = None
     if data is None:
         raise InputError("The body is not valid JSON.", code="malformed_json")
-    return JobInput(validate(job_type.input_model, data))
+    return data
 
 
 def _read_upload(job_type: JobType, upload: Upload) -> JobInput:

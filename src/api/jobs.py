@@ -16,13 +16,12 @@ from pydantic import BaseModel, Field
 from api import openapi_docs
 from api.access import owner
 from api.inputs import read_input
-from api.submit import submit
 from common import drawing, records
 from common.catalog import CATALOG, JobType
 from common.errors import Conflict, NotFound, Unavailable
 from common.records import JobStatus
 from common.schemas import ErrorBody, JobAccepted, JobView
-from common.settings import get_settings
+from common.settings import Settings, get_settings
 from common.store import get_redis
 
 log = logging.getLogger(__name__)
@@ -76,12 +75,16 @@ def find(job_id: str) -> dict[str, Any]:
     return record
 
 
+def uploader() -> str:
+    """Whom an upload counts against in flight: the API key, or without keys the client's address."""
+    return owner() or f"addr:{request.remote_addr or ''}"
+
+
 def _submit_view(job_type: JobType) -> Any:
     def view() -> Any:
         job = read_input(job_type)
-        celery = current_app.extensions["celery"]
-        record, created = submit(celery, job_type, job, owner=owner(),
-                                 idempotency_key=request.headers.get("Idempotency-Key"))
+        record, created = current_app.extensions["submitter"].submit(
+            job_type, job, owner=owner(), uploader=uploader(), idempotency_key=request.headers.get("Idempotency-Key"))
         body = {"job_id": record["job_id"], "type": record["type"], "status": record["status"],
                 "created_at": record["created_at"]}
         response = make_response(jsonify(body), 202 if created else 200)
@@ -105,14 +108,30 @@ for _t in CATALOG:
 @api.get("/<job_id>", responses={200: JobView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody})
 def get_job(path: JobPath, query: WaitQuery) -> Any:
     """Read a job: status, progress, attempts, result or error
-    With `wait=S` the answer comes as soon as the job is final, or after S seconds."""
+    With `wait=S` the answer comes as soon as the job is final, or after S seconds; at once, with
+    `Retry-After: 1`, when the API process already holds as many long-polls as it may."""
     record = find(path.job_id)
-    if query.wait > 0 and not JobStatus(record["status"]).is_final:
+    if query.wait <= 0 or JobStatus(record["status"]).is_final:
+        return jsonify(public(record))
+    waiting = current_app.extensions["waiting"]
+    if waiting is None or not waiting.acquire(blocking=False):
+        # every long-poll this process may hold is taken: answer now, and keep threads for everything else
+        return jsonify(public(record)), 200, {"Retry-After": "1"}
+    try:
         waited = visible(records.wait_final(get_redis(), path.job_id, query.wait))
-        if waited is None:  # expired or deleted while waiting
-            raise not_found(path.job_id)
-        record = waited
-    return jsonify(public(record))
+    finally:
+        waiting.release()
+    if waited is None:  # expired or deleted while waiting
+        raise not_found(path.job_id)
+    return jsonify(public(waited))
+
+
+def waiting_cap(settings: Settings) -> int:
+    """Long-polls one API process holds at once (`MAX_WAITING_PER_PROCESS`, at most its threads but one): by
+    default its threads but 4, and at least half of them, so that `/health` and short requests find a thread."""
+    if settings.max_waiting_per_process > 0:
+        return min(settings.max_waiting_per_process, settings.api_threads - 1)
+    return max(settings.api_threads - 4, settings.api_threads // 2)
 
 
 CANCELLED = {"code": "revoked", "message": "The job was cancelled by a client."}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import redis
 from flask import current_app, jsonify, redirect
@@ -10,6 +10,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from kombu.exceptions import OperationalError
 from pydantic import BaseModel, Field
 
+from api.jobs import CachedSchema
 from api.queues import declare_all
 from common import records
 from common.catalog import CATALOG, JobType
@@ -40,6 +41,16 @@ class ReadyView(BaseModel):
     status: str = Field(description="ready, or unavailable (with 503)")
     checks: dict[str, str]
     queues: dict[str, dict[str, Any]]
+    without_consumers: list[str] = Field(description="Catalog queues no worker consumes (their jobs would wait).")
+
+
+class ReadyQuery(CachedSchema):
+    scope: Literal["platform", "api"] = Field(
+        default="platform",
+        description="`platform`: the store, the broker and a consumer on every job queue (what `make up` waits "
+                    "for). `api`: this API process can serve reads, i.e. the store answers; for a "
+                    "Kubernetes readiness probe, so that a broker outage does not take every API pod out of "
+                    "its Service.")
 
 
 def describe(job_type: JobType) -> dict[str, Any]:
@@ -71,32 +82,43 @@ def health() -> Any:
 
 
 @api.get("/ready", responses={200: ReadyView, 503: ReadyView})
-def ready() -> Any:
-    """Broker and store reachable, the workers consuming each queue, and whether model types loaded their model
-    503 when the broker or the store is down."""
-    checks: dict[str, Any] = {}
-    try:
-        get_redis().ping()
-        checks["store"] = "ok"
-    except redis.RedisError as exc:
-        checks["store"] = f"unreachable: {exc}"
-    try:
-        queues = declare_all(current_app.extensions["celery"])
-        checks["broker"] = "ok"
-    except OperationalError as exc:
-        queues = {}
-        checks["broker"] = f"unreachable: {exc}"
-    ok = checks["store"] == "ok" and checks["broker"] == "ok"
-    per_queue: dict[str, dict[str, Any]] = {name: {"consumers": q.consumers, "ready": q.ready}
-                                            for name, q in queues.items()}
-    if checks["store"] == "ok":
-        _add_models(per_queue)
-    body = {"status": "ready" if ok else "unavailable", "checks": checks, "queues": per_queue}
+def ready(query: ReadyQuery) -> Any:
+    """Ready to run jobs: store and broker reachable, a worker consuming every job queue
+    503 when the broker or the store is down, or when a queue has no consumer (`without_consumers`); each queue
+    also says whether its model loaded. With `scope=api`: only whether this process can serve (the store)."""
+    checks: dict[str, str] = {"store": _store_check()}
+    queues: dict[str, dict[str, Any]] = {}
+    idle: list[str] = []
+    if query.scope == "platform":
+        checks["broker"], queues = _broker_check()
+        idle = [name for name, q in queues.items() if not q["consumers"]]
+        if checks["broker"] == "ok":
+            checks["consumers"] = f"none on {', '.join(idle)}" if idle else "ok"
+        if checks["store"] == "ok":
+            _add_models(queues)
+    ok = all(value == "ok" for value in checks.values())
+    body = {"status": "ready" if ok else "unavailable", "checks": checks, "queues": queues, "without_consumers": idle}
     response = jsonify(body)
     response.status_code = 200 if ok else 503
     if not ok:
         response.headers["Retry-After"] = "5"
     return response
+
+
+def _store_check() -> str:
+    try:
+        get_redis().ping()
+    except redis.RedisError as exc:
+        return f"unreachable: {exc}"
+    return "ok"
+
+
+def _broker_check() -> tuple[str, dict[str, dict[str, Any]]]:
+    try:
+        queues = declare_all(current_app.extensions["celery"])
+    except OperationalError as exc:
+        return f"unreachable: {exc}", {}
+    return "ok", {name: {"consumers": q.consumers, "ready": q.ready} for name, q in queues.items()}
 
 
 def _add_models(queues: dict[str, dict[str, Any]]) -> None:

@@ -10,12 +10,15 @@ from __future__ import annotations
 class PlatformError(Exception):
     status = 500
     code = "internal_error"
+    retry_after_s: int | None = None  # sent as `Retry-After` when set
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        if retry_after_s is not None:
+            self.retry_after_s = retry_after_s
 
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
@@ -54,6 +57,7 @@ class UnsupportedMedia(PlatformError):
 class RateLimited(PlatformError):
     status = 429
     code = "rate_limited"
+    retry_after_s = 5
 
 
 class Unavailable(PlatformError):

@@ -79,10 +79,15 @@ def annotated_key(job_id: str) -> str:
     return f"{_p()}annotated:{job_id}"
 
 
+def new_record(job_type: str, owner: str = "") -> dict[str, Any]:
+    """The fields of a job's record when it is accepted (the API's intake writes them with its own)."""
+    return {"type": job_type, "status": JobStatus.PENDING.value, "progress": 0, "attempts": 0,
+            "created_at": now(), "owner": owner}
+
+
 def create(r: redis.Redis, job_id: str, job_type: str, owner: str = "", blob: bytes | None = None) -> dict[str, Any]:
     """Write a PENDING record, and the job's upload if it has one, in one round trip."""
-    record = {"type": job_type, "status": JobStatus.PENDING.value, "progress": 0, "attempts": 0,
-              "created_at": now(), "owner": owner}
+    record = new_record(job_type, owner)
     with r.pipeline() as pipe:
         pipe.hset(job_key(job_id), mapping=record)
         pipe.expire(job_key(job_id), get_settings().result_ttl_s)
@@ -162,6 +167,10 @@ if status and ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[
 if not status or status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then
   redis.call('DEL', KEYS[2])
   return 0
+end
+local uploads = redis.call('HGET', KEYS[1], 'upload_counter')  -- the owner's uploads in flight (api.intake)
+if uploads and redis.call('EXISTS', uploads) == 1 then
+  redis.call('DECRBY', uploads, redis.call('HGET', KEYS[1], 'upload_bytes'))
 end
 if ARGV[8] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('RENAME', KEYS[2], KEYS[4])

@@ -22,6 +22,7 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     rabbitmq_management_url: str = "http://guest:guest@127.0.0.1:15672/api/"
     broker_heartbeat_s: int = 10
+    broker_confirm_timeout_s: float = 5.0
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = 2
@@ -35,7 +36,11 @@ class Settings:
     blob_ttl_s: int = HOURS_48
     key_prefix: str = ""
     store_retry_s: int = 300
+    store_headroom_percent: int = 80
+    store_budget_bytes: int = 1024 * 1024 * 1024
+    upload_bytes_in_flight: int = 256 * 1024 * 1024
     max_wait_s: int = 30
+    max_waiting_per_process: int = 0
     result_max_bytes: int = 1024 * 1024
     fetch_connect_timeout_s: float = 5.0
     fetch_read_timeout_s: float = 20.0

@@ -21,6 +21,8 @@ DESCRIPTIONS: dict[str, str] = {
     "rabbitmq_management_url": "RabbitMQ management API (queue figures for `/v1/queues`, `/metrics` and Flower)",
     "broker_heartbeat_s": "AMQP heartbeat of each worker's broker connection; a worker cut off silently loses its "
                           "running job to another after 2–3× this (0: off, handover only by TCP)",
+    "broker_confirm_timeout_s": "seconds a submit waits for the broker to confirm its job (a broker under a memory or "
+                                "disk alarm never does); then it answers 503 `broker_unavailable` and keeps no record",
     "api_host": "address the API (gunicorn) listens on; not loopback: `make up` needs `API_KEYS` (or "
                 "`ALLOW_ANONYMOUS`)",
     "api_port": "port of the API",
@@ -38,7 +40,14 @@ DESCRIPTIONS: dict[str, str] = {
     "store_retry_s": "seconds a worker retries a job's record write while Redis is unavailable (unreachable, full, "
                      "read-only, loading, busy; at most until the job's soft time limit); then its message is "
                      "requeued, not acknowledged",
+    "store_headroom_percent": "submits answer 503 `store_full` once Redis would pass this share of its `maxmemory` "
+                              "(the rest is left for running jobs' ends)",
+    "store_budget_bytes": "the same limit in bytes of Redis memory, used when Redis has no `maxmemory` (0: none)",
+    "upload_bytes_in_flight": "bytes of uploads one API key (or client address, without keys) may have stored for jobs "
+                              "not yet ended; past it a submit answers 429",
     "max_wait_s": "longest `GET /v1/jobs/<id>?wait=` a client may ask for, in seconds",
+    "max_waiting_per_process": "long-polls (`?wait=`) one API process holds at once, at most `API_THREADS` − 1; "
+                               "past it a wait answers at once (0: `API_THREADS` − 4, at least half the threads)",
     "result_max_bytes": "largest result a job may store, as JSON; a larger one ends the job FAILURE "
                         "`result_too_large`",
     "fetch_connect_timeout_s": "connect timeout of every URL a job fetches",

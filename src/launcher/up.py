@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import Any
 
 import requests
 from rich.console import Console
@@ -23,6 +24,7 @@ from launcher.output import Prefixed
 from launcher.services import ensure_services
 
 TICK_S = 0.25
+SLOW_START_S = 60
 
 
 def run_up(settings: Settings) -> int:
@@ -37,7 +39,7 @@ def run_up(settings: Settings) -> int:
     stop, hurry = _catch_signals()
     supervisor = Supervisor(specs, out, PROJECT_ROOT)
     supervisor.start()
-    announce = threading.Thread(target=_announce_when_healthy, args=(settings, login, out, started, stop),
+    announce = threading.Thread(target=_announce_when_ready, args=(settings, login, out, started, stop),
                                 name="announce", daemon=True)
     announce.start()
     code = _watch(supervisor, out, stop)
@@ -73,19 +75,31 @@ def _watch(supervisor: Supervisor, out: Prefixed, stop: threading.Event) -> int:
     return 0
 
 
-def _announce_when_healthy(settings: Settings, login: FlowerLogin, out: Prefixed, started: float,
-                           stop: threading.Event) -> None:
-    url = f"http://{_host(settings.api_host)}:{settings.api_port}/health"
+def _announce_when_ready(settings: Settings, login: FlowerLogin, out: Prefixed, started: float,
+                         stop: threading.Event) -> None:
+    """Say "ready" once `/ready` does: the store, the broker and a worker consuming every job queue. If that
+    takes long, say once what is still missing."""
+    url = f"http://{_host(settings.api_host)}:{settings.api_port}/ready"
+    told = False
     while not stop.is_set():
-        try:
-            with direct_session() as session:  # never through HTTP(S)_PROXY
-                healthy = session.get(url, timeout=5).ok
-            if healthy:
-                _announce(settings, login, out, started)
-                return
-        except requests.RequestException:
-            pass
+        readiness = _readiness(url)
+        if readiness is not None and readiness.get("status") == "ready":
+            _announce(settings, login, out, started)
+            return
+        if readiness is not None and not told and time.monotonic() - started > SLOW_START_S:
+            missing = {k: v for k, v in readiness.get("checks", {}).items() if v != "ok"}
+            out.say(f"not ready yet after {SLOW_START_S} s: {missing}")
+            told = True
         stop.wait(0.5)
+
+
+def _readiness(url: str) -> dict[str, Any] | None:
+    try:
+        with direct_session() as session:  # never through HTTP(S)_PROXY
+            body = session.get(url, timeout=10).json()
+    except (requests.RequestException, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def _announce(settings: Settings, login: FlowerLogin, out: Prefixed, started: float) -> None:

@@ -8,7 +8,9 @@ import uuid
 import pytest
 import redis
 
+from api.limits import largest_limit
 from common import records
+from common.catalog import BY_NAME
 from common.settings import get_settings
 from support.jobs import submit, wait_final
 from support.media import tone
@@ -82,10 +84,13 @@ def test_bad_input_gets_a_clear_4xx(http, path: str, kwargs: dict, status: int, 
     assert_error(http.post(f"/v1/jobs/{path}", **kwargs), status, code)
 
 
-def test_oversize_upload_is_413(http) -> None:
-    limit = get_settings().audio_max_bytes
-    body = tone(0.1) + b"\0" * limit
-    assert_error(http.post("/v1/jobs/audio_length", files={"audio": ("big.wav", body)}), 413)
+@pytest.mark.parametrize(("job_type", "field", "start"), [("detection", "image", b"\xff\xd8\xff"),
+                                                          ("audio_length", "audio", tone(0.1))])
+def test_an_upload_past_its_types_limit_is_413(http, job_type: str, field: str, start: bytes) -> None:
+    """More than the type's own limit, less than what the largest route takes (the app's global limit)."""
+    body = start + b"\0" * BY_NAME[job_type].upload.max_bytes(get_settings())
+    assert len(body) < largest_limit(get_settings())
+    assert_error(http.post(f"/v1/jobs/{job_type}", files={field: ("big", body)}), 413, "too_large")
 
 
 def test_bad_wait_is_400(http) -> None:
@@ -156,5 +161,6 @@ def test_health_and_ready(http) -> None:
     assert http.get("/health").json() == {"status": "ok"}
     ready = http.get("/ready").json()
     assert ready["status"] == "ready"
-    assert ready["checks"] == {"store": "ok", "broker": "ok"}
+    assert ready["checks"] == {"store": "ok", "broker": "ok", "consumers": "ok"}
+    assert ready["without_consumers"] == []
     assert all(q["consumers"] >= 1 for q in ready["queues"].values())

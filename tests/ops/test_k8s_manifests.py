@@ -89,3 +89,10 @@ def test_the_api_takes_its_keys_and_settings_from_a_secret_no_other_pod_reads() 
             assert secret not in secret_refs(deployment), f"{name} reads the API's Secret {secret}"
             containers = deployment["spec"]["template"]["spec"]["containers"]
             assert not [v for c in containers for v in c.get("env", []) if v["name"] == "API_KEYS"], name
+
+
+def test_api_probes_keep_pods_serving_through_a_broker_outage_and_a_busy_moment() -> None:
+    (api,) = of_kind("Deployment")["api"]["spec"]["template"]["spec"]["containers"]
+    assert api["readinessProbe"]["httpGet"]["path"] == "/ready?scope=api"  # the store, not the broker
+    assert api["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert api["livenessProbe"]["timeoutSeconds"] >= 5 and api["livenessProbe"]["failureThreshold"] >= 3

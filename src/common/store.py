@@ -21,10 +21,11 @@ T = TypeVar("T")
 
 # Error replies by which Redis says "not now": the same command succeeds once it has memory again (OOM under
 # `noeviction`), is a master again (READONLY after a failover, MASTERDOWN, NOREPLICAS), can persist again
-# (MISCONF), has loaded its data (LOADING) or its script has ended (BUSY). Any other reply (WRONGTYPE, a
-# script error, a wrong argument, NOPERM) would fail the same way again: a bug, never retried.
+# (MISCONF), has loaded its data (LOADING), its script has ended (BUSY) or an operator has mended its ACL
+# (NOPERM: the store refuses the platform's keys; holding the job until then loses nothing). Any other reply
+# (WRONGTYPE, a script error, a wrong argument) would fail the same way again: a bug, never retried.
 OUTAGE_REPLIES = frozenset({"OOM", "READONLY", "MASTERDOWN", "NOREPLICAS", "MISCONF", "LOADING", "BUSY",
-                            "TRYAGAIN", "CLUSTERDOWN"})
+                            "TRYAGAIN", "CLUSTERDOWN", "NOPERM"})
 
 
 def is_outage(exc: BaseException) -> bool:

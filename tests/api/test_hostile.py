@@ -101,7 +101,10 @@ def test_generated_requests_to_every_route(hostile: Hostile) -> None:
                 def answers(case: schemathesis.Case) -> None:
                     response = case.call(base_url=hostile.url, session=session, timeout=60)
                     hostile.saw(f"{case.method} {case.formatted_path}", response)
-                    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text[:300]}"
+                    # /ready's 503 is its answer, not a failure: only sentiment has a worker in this run
+                    readiness = case.path == "/ready" and response.status_code == 503
+                    assert response.status_code < 500 or readiness, \
+                        f"{case.method} {case.formatted_path}: {response.text[:300]}"
 
                 try:
                     answers()

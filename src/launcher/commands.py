@@ -95,7 +95,7 @@ def api_spec(env: dict[str, str]) -> Spec:
 def worker_spec(settings: Settings, job_type: JobType, env: dict[str, str]) -> Spec:
     pool = settings.types[job_type.name]
     argv = [*CELERY, "worker", "-Q", job_type.queue, "-n", f"{job_type.name}@%h", "-c", str(pool.concurrency),
-            "--prefetch-multiplier", str(pool.prefetch), "--loglevel", settings.log_level]
+            "--loglevel", settings.log_level]
     if settings.worker_events:
         argv.append("-E")
     return Spec(job_type.name, argv, {**env, **model_env(settings)})

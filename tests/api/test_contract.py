@@ -147,7 +147,7 @@ def test_job_types_and_docs(http) -> None:
     types = http.get("/v1/job-types").json()["job_types"]
     audio = next(t for t in types if t["type"] == "audio_length")
     assert audio["inputs"]["multipart"]["field"] == "audio"
-    assert audio["limits"]["max_bytes"] == get_settings().audio_max_bytes
+    assert audio["limits"]["max_bytes"] == get_settings().types["audio_length"].max_bytes
     spec = http.get("/openapi.json").json()
     assert {"/v1/jobs/sentiment", "/v1/jobs/detection", "/v1/jobs/audio_length", "/v1/jobs/scrape",
             "/v1/jobs/{job_id}", "/v1/job-types", "/health", "/ready"} <= set(spec["paths"])

@@ -88,7 +88,7 @@ def test_bad_input_gets_a_clear_4xx(http, path: str, kwargs: dict, status: int, 
                                                           ("audio_length", "audio", tone(0.1))])
 def test_an_upload_past_its_types_limit_is_413(http, job_type: str, field: str, start: bytes) -> None:
     """More than the type's own limit, less than what the largest route takes (the app's global limit)."""
-    body = start + b"\0" * BY_NAME[job_type].upload.max_bytes(get_settings())
+    body = start + b"\0" * BY_NAME[job_type].upload.max_bytes(BY_NAME[job_type].settings(get_settings()))
     assert len(body) < largest_limit(get_settings())
     assert_error(http.post(f"/v1/jobs/{job_type}", files={field: ("big", body)}), 413, "too_large")
 

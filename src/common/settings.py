@@ -131,10 +131,6 @@ class Settings(BaseSettings):
         """Arguments first, then the job types' variables, then the global ones (no .env file, no secrets dir)."""
         return init_settings, TypeSettingsSource(settings_cls), env_settings
 
-    @classmethod
-    def from_env(cls) -> Settings:
-        return cls()
-
 
 class TypeSettingsSource(PydanticBaseSettingsSource):
     """`types`: every declared job type's settings, from `<TYPE>_<FIELD>` and the older names."""

@@ -92,7 +92,7 @@ def direct_rate(model: Any, n: int) -> float:
 def measure_engine(engine: str, n: int, args: Any) -> list[dict[str, Any]]:
     path = weights(engine)
     threads = len(os.sched_getaffinity(0))  # the direct loop's; the pool's processes share them (JobTask.torch_threads)
-    processes = get_settings().detection_concurrency
+    processes = get_settings().types["detection"].concurrency
     body, content_type = multipart("image", PHOTO.name, PHOTO.read_bytes())
     ours: list[float] = []
     pool: list[float] = []

@@ -18,13 +18,16 @@ import redis
 from flask import Flask, jsonify, request
 
 from common.broker import CLASSIC_V2
-from common.schemas import SentimentInput
+from common.catalog import BY_NAME
+from common.settings import get_settings
 
 QUEUE = "lean"
 app = Flask(__name__)
 store = redis.Redis.from_url(os.environ["REDIS_URL"])
 prefix = os.environ.get("KEY_PREFIX", "")
 local = threading.local()
+SentimentInput = BY_NAME["sentiment"].input_schema(get_settings())
+assert SentimentInput is not None
 
 
 def channel() -> amqp.Channel:

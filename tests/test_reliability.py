@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import signal
@@ -122,7 +121,7 @@ def broker_refusing_api() -> Iterator[Any]:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    settings = dataclasses.replace(get_settings(), broker_url=f"amqp://guest:guest@127.0.0.1:{port}//")
+    settings = get_settings().model_copy(update=dict(broker_url=f"amqp://guest:guest@127.0.0.1:{port}//"))
     yield create_app(settings).test_client()
 
 

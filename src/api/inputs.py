@@ -41,12 +41,13 @@ def read_input(job_type: JobType) -> JobInput:
         if job_type.upload is None:
             raise UnsupportedMedia(f"{job_type.name} jobs take a JSON body, not a file upload.")
         return _read_upload(job_type, job_type.upload)
-    if job_type.input_model is None:
+    input_model = job_type.input_schema(get_settings())
+    if input_model is None:
         field = job_type.upload.field if job_type.upload else "file"
         raise UnsupportedMedia(f"{job_type.name} jobs take a multipart/form-data upload in the field '{field}'.")
     if not request.is_json:
         raise UnsupportedMedia("Send the job as JSON with Content-Type: application/json.")
-    return JobInput(validate(job_type.input_model, _read_json()))
+    return JobInput(validate(input_model, _read_json()))
 
 
 def _read_json() -> Any:
@@ -67,7 +68,8 @@ def _read_upload(job_type: JobType, upload: Upload) -> JobInput:
     file = request.files.get(upload.field)
     if file is None:
         raise InputError(f"Send the file in the multipart field '{upload.field}'.", code="missing_file")
-    limit = upload.max_bytes(get_settings())
+    own = job_type.settings(get_settings())
+    limit = upload.max_bytes(own)
     data = file.stream.read(limit + 1)
     if len(data) > limit:
         raise Oversized(f"The file is larger than the {limit // (1024 * 1024)} MB limit for {job_type.name} jobs.")
@@ -79,6 +81,6 @@ def _read_upload(job_type: JobType, upload: Upload) -> JobInput:
     options = {k: v for k, v in request.form.items()}
     payload = validate(upload.options_model, options) if upload.options_model else {}
     if upload.check is not None:
-        upload.check(data, get_settings())
+        upload.check(data, own)
     payload["upload"] = {"kind": kind, "filename": file.filename or "", "bytes": len(data)}
     return JobInput(payload, data)

@@ -16,11 +16,11 @@ from pydantic import BaseModel, Field
 from api import openapi_docs
 from api.access import owner
 from api.inputs import read_input
-from common import drawing, records
-from common.catalog import CATALOG, JobType
+from api.models import ErrorBody, JobAccepted, JobView
+from common import records
+from common.catalog import BY_NAME, CATALOG, Artifact, JobType
 from common.errors import Conflict, NotFound, Unavailable
 from common.records import JobStatus
-from common.schemas import ErrorBody, JobAccepted, JobView
 from common.settings import Settings, get_settings
 from common.store import get_redis
 
@@ -100,9 +100,10 @@ for _t in CATALOG:
     api.post(
         f"/{_t.name}",
         responses={202: JobAccepted, 200: JobAccepted, **ERRORS},
-        openapi_extensions={"requestBody": openapi_docs.request_body(_t, api.components_schemas)},
+        openapi_extensions={"requestBody": openapi_docs.request_body(_t, get_settings(), api.components_schemas)},
         operation_id=f"submit_{_t.name}",
     )(_submit_view(_t))
+    openapi_docs.register(_t.result_model, api.components_schemas)
 
 
 @api.get("/<job_id>", responses={200: JobView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody})
@@ -170,60 +171,64 @@ def _stop(job_id: str, record: dict[str, Any]) -> None:
                               "Retry this DELETE shortly to send it again.", code="broker_unavailable") from None
 
 
-PNG_RESPONSE = {"description": "The image as a PNG.",
-                "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}
+class ArtifactPath(JobPath):
+    artifact: str = Field(max_length=64, description="A file its job type declares, e.g. `annotated.png`.")
 
 
-DRAWING_WAIT_S = 2.0
-# Drawings at once in this API process (`ANNOTATED_MAX_DRAWING`): each holds a decoded preview (up to
-# `ANNOTATED_MAX_PIXELS` × 3 bytes) and its PNG while it draws.
-_drawing = threading.BoundedSemaphore(max(0, get_settings().annotated_max_drawing))
+ARTIFACT_RESPONSE = {"description": "The file, in the media type its job type declares (`annotated.png`: a PNG).",
+                     "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
+RENDER_WAIT_S = 2.0
+# Renderings at once in this API process, per job type and artifact (`<TYPE>_<max_at_once_setting>`, e.g.
+# DETECTION_ANNOTATED_MAX_DRAWING): each holds a decoded image and its encoding while it renders.
+RENDERINGS: dict[tuple[str, str], threading.BoundedSemaphore] = {
+    (t.name, a.name): threading.BoundedSemaphore(max(0, getattr(t.settings(get_settings()), a.max_at_once_setting)))
+    for t in CATALOG for a in t.artifacts}
 
 
-@api.get("/<job_id>/annotated.png", responses={200: PNG_RESPONSE, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody})
-def get_annotated(path: JobPath) -> Any:
-    """A detection job's image with its boxes and labels drawn
-    A PNG of at most `ANNOTATED_MAX_PIXELS`, drawn on the first request and then kept as long as the job;
-    409 until the job succeeds, 404 for other job types, 503 while the API draws as many as it may at once."""
+@api.get("/<job_id>/<artifact>", responses={200: ARTIFACT_RESPONSE, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody})
+def get_artifact(path: ArtifactPath) -> Any:
+    """A file made from a succeeded job, as its job type declares (e.g. `annotated.png`)
+    Rendered on the first request and then kept as long as the job; 409 until the job succeeds, 404 for a
+    type that declares no such file, 503 while the API renders as many as it may at once."""
     record = find(path.job_id)
-    if record["type"] != "detection":
-        raise NotFound(f"Job {path.job_id} is a {record['type']} job; only detection jobs have an annotated image.",
-                       code="no_annotated_image")
+    job_type = BY_NAME.get(record["type"])
+    artifact = job_type.artifact(path.artifact) if job_type is not None else None
+    if job_type is None or artifact is None:
+        raise NotFound(f"Job {path.job_id} is a {record['type']} job, which has no {path.artifact}.",
+                       code=_missing_code(path.artifact))
     status = JobStatus(record["status"])
     if not status.is_final:
-        raise Conflict(f"Job {path.job_id} is {status.value}; its annotated image exists once it succeeds.",
+        raise Conflict(f"Job {path.job_id} is {status.value}; its {artifact.name} exists once it succeeds.",
                        code="not_finished")
     if status is not JobStatus.SUCCESS:
-        raise NotFound(f"Job {path.job_id} ended with {status.value} and has no annotated image.",
-                       code="no_annotated_image")
+        raise NotFound(f"Job {path.job_id} ended with {status.value} and has no {artifact.name}.",
+                       code=_missing_code(artifact.name))
+    renderer = artifact.load_renderer()
     r = get_redis()
-    png: bytes | None = r.get(records.annotated_key(path.job_id))  # type: ignore[assignment]
-    if png is None:
-        png = _draw_once(r, path.job_id, record["result"])
-    return Response(png, mimetype="image/png", headers={"Cache-Control": "private, max-age=3600"})
+    data = renderer.cached(r, path.job_id)
+    if data is None:
+        data = _render_once(r, job_type, artifact, path.job_id, record["result"])
+    return Response(data, mimetype=artifact.media_type, headers={"Cache-Control": "private, max-age=3600"})
 
 
-def _draw_once(r: Any, job_id: str, result: dict[str, Any]) -> bytes:
-    """Draw the job's image and cache it for the rest of its record's life; at most `ANNOTATED_MAX_DRAWING`
-    at once in this process, waiting up to `DRAWING_WAIT_S` for a turn (then 503)."""
-    if not _drawing.acquire(timeout=DRAWING_WAIT_S):
-        raise Unavailable("The API is drawing as many annotated images as it may at once; retry shortly.",
+def _missing_code(artifact: str) -> str:
+    """The code a type that declares `artifact` gives when a job has none (`no_annotated_image`)."""
+    return next((a.missing_code for t in CATALOG for a in t.artifacts if a.name == artifact), "not_found")
+
+
+def _render_once(r: Any, job_type: JobType, artifact: Artifact, job_id: str, result: dict[str, Any]) -> bytes:
+    """Render the artifact and cache it for the rest of its record's life; at most so many at once in this
+    process (the type's `max_at_once_setting`), waiting up to `RENDER_WAIT_S` for a turn (then 503)."""
+    turn = RENDERINGS[(job_type.name, artifact.name)]
+    if not turn.acquire(timeout=RENDER_WAIT_S):
+        raise Unavailable(f"The API is rendering as many {artifact.name} files as it may at once; retry shortly.",
                           code="busy")
     try:
-        png: bytes | None = r.get(records.annotated_key(job_id))  # drawn by another request meanwhile
-        if png is not None:
-            return png
-        # A preview when the upload had more than ANNOTATED_MAX_PIXELS, else the upload itself.
-        image = r.get(records.preview_key(job_id)) or records.load_kept_upload(r, job_id)
-        if image is None:
-            raise NotFound(f"Job {job_id}'s image is no longer stored.", code="no_annotated_image")
-        png = drawing.annotate(image, result, get_settings().annotated_max_pixels)
-        ttl_ms = r.pttl(records.job_key(job_id))
-        if ttl_ms > 0:
-            r.set(records.annotated_key(job_id), png, px=ttl_ms)
-        return png
+        renderer = artifact.load_renderer()
+        cached = renderer.cached(r, job_id)  # rendered by another request meanwhile
+        return cached if cached is not None else renderer.draw(r, job_id, result, job_type.settings(get_settings()))
     finally:
-        _drawing.release()
+        turn.release()
 
 
 @api.post("/<job_id>", doc_ui=False)

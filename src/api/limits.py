@@ -57,9 +57,10 @@ def _object_max_bytes(schema: dict[str, Any], defs: dict[str, Any]) -> int:
 
 def submit_limit(job_type: JobType, settings: Settings) -> int:
     """A job type's body: its JSON input, or its upload in a multipart form, whichever may be larger."""
-    limit = json_max_bytes(job_type.input_model.model_json_schema()) if job_type.input_model is not None else 0
+    input_model = job_type.input_schema(settings)
+    limit = json_max_bytes(input_model.model_json_schema()) if input_model is not None else 0
     if job_type.upload is not None:
-        limit = max(limit, job_type.upload.max_bytes(settings) + MULTIPART_OVERHEAD)
+        limit = max(limit, job_type.upload.max_bytes(job_type.settings(settings)) + MULTIPART_OVERHEAD)
     return limit
 
 

@@ -27,6 +27,10 @@ class JobTypeView(BaseModel):
     url: str
     inputs: dict[str, Any]
     limits: dict[str, Any]
+    result: dict[str, Any] = Field(description="JSON schema of a succeeded job's `result`.")
+    example: dict[str, Any] = Field(description="An input of this type (the JSON body, or an upload's options).")
+    artifacts: list[str] = Field(description="Files made on request: `GET /v1/jobs/<id>/<artifact>`.")
+    model_hint: str | None = Field(description="How to install the model its workers load, when they load one.")
 
 
 class JobTypesView(BaseModel):
@@ -56,17 +60,21 @@ class ReadyQuery(CachedSchema):
 def describe(job_type: JobType) -> dict[str, Any]:
     settings = current_app.extensions["settings"]
     inputs: dict[str, Any] = {}
-    if job_type.input_model is not None:
-        inputs["json"] = job_type.input_model.model_json_schema()
+    input_model = job_type.input_schema(settings)
+    if input_model is not None:
+        inputs["json"] = input_model.model_json_schema()
     if job_type.upload is not None:
         upload = job_type.upload
         inputs["multipart"] = {"field": upload.field, "accepts": upload.kinds,
                                "options": upload.options_model.model_json_schema() if upload.options_model else None}
     limits: dict[str, Any] = {"time_limit_s": job_type.soft_time_limit_s(settings)}
     if job_type.upload is not None:
-        limits["max_bytes"] = job_type.upload.max_bytes(settings)
+        limits["max_bytes"] = job_type.upload.max_bytes(job_type.settings(settings))
     return {"type": job_type.name, "queue": job_type.queue, "task": job_type.task_name,
-            "summary": job_type.summary, "url": f"/v1/jobs/{job_type.name}", "inputs": inputs, "limits": limits}
+            "summary": job_type.summary, "url": f"/v1/jobs/{job_type.name}", "inputs": inputs, "limits": limits,
+            "result": job_type.result_model.model_json_schema(), "example": job_type.example,
+            "artifacts": [a.name for a in job_type.artifacts],
+            "model_hint": job_type.model.install_hint if job_type.model is not None else None}
 
 
 @api.get("/v1/job-types", responses={200: JobTypesView})

@@ -12,6 +12,7 @@ from flask_openapi3.models import Schema
 from pydantic import BaseModel
 
 from common.catalog import JobType
+from common.settings import Settings
 
 REF = "#/components/schemas/{model}"
 
@@ -24,10 +25,11 @@ def register(model: type[BaseModel], components: dict[str, Any]) -> dict[str, st
     return {"$ref": REF.format(model=model.__name__)}
 
 
-def request_body(job_type: JobType, components: dict[str, Any]) -> dict[str, Any]:
+def request_body(job_type: JobType, settings: Settings, components: dict[str, Any]) -> dict[str, Any]:
     content: dict[str, Any] = {}
-    if job_type.input_model is not None:
-        content["application/json"] = {"schema": register(job_type.input_model, components)}
+    input_model = job_type.input_schema(settings)
+    if input_model is not None:
+        content["application/json"] = {"schema": register(input_model, components)}
     if job_type.upload is not None:
         upload = job_type.upload
         properties: dict[str, Any] = {upload.field: {"type": "string", "format": "binary",

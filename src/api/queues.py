@@ -26,10 +26,10 @@ from kombu.exceptions import OperationalError
 from kombu.utils.url import parse_url
 from pydantic import BaseModel, Field
 
+from api.models import ErrorBody
 from common.broker import dead_letter_queues, job_queues
 from common.errors import Unavailable
 from common.internal_http import direct_session
-from common.schemas import ErrorBody
 from common.settings import Settings
 
 CACHE_S = 1.0

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
 
 from common.errors import InputError, Oversized
-
-if TYPE_CHECKING:
-    from common.settings import Settings
 
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
 
@@ -23,8 +19,8 @@ def sniff_image(head: bytes) -> str | None:
     return None
 
 
-def check_image(data: bytes, settings: Settings) -> None:
-    """Refuse an image with more than `image_max_pixels` from its header alone (Pillow opens lazily:
+def check_image(data: bytes, limit: int) -> None:
+    """Refuse an image with more than `limit` pixels from its header alone (Pillow opens lazily:
     nothing is decoded here, so a small file that would inflate to gigabytes costs nothing)."""
     from PIL import Image, UnidentifiedImageError
 
@@ -35,7 +31,6 @@ def check_image(data: bytes, settings: Settings) -> None:
         raise Oversized(f"The image has too many pixels: {exc}", code="too_many_pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"The image's header cannot be read: {exc}", code="undecodable_image") from None
-    limit = settings.image_max_pixels
     if width * height > limit:
         raise Oversized(f"The image is {width}×{height} ({width * height / 1e6:.1f} megapixels); the limit is "
                         f"{limit / 1e6:g} megapixels.", code="too_many_pixels")

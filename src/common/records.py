@@ -70,7 +70,7 @@ def model_key(job_type: str) -> str:
 
 
 def preview_key(job_id: str) -> str:
-    """A detection job's preview image (`common.drawing.preview`), kept as long as its record."""
+    """A detection job's preview image (`workers.detection.drawing.preview`), kept as long as its record."""
     return f"{_p()}preview:{job_id}"
 
 

@@ -3,117 +3,32 @@
     python -m common.settings_table markdown   # the README's settings table
     python -m common.settings_table env        # .env.example
 
-`tests/test_settings.py` checks that every field of `Settings` is described here and that the
-README and `.env.example` hold what these functions render.
+The meanings are the fields' descriptions: the global settings (`common.settings.Settings`), then each
+declared job type's (`<TYPE>_<FIELD>`, from its spec). `tests/test_settings.py` checks that the README
+and `.env.example` hold what these functions render.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import MISSING, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from pydantic import BaseModel
+
+from common.catalog import CATALOG, JobType
 from common.settings import PROJECT_ROOT, Settings
 
-DESCRIPTIONS: dict[str, str] = {
-    "broker_url": "RabbitMQ URL (AMQP) the API publishes to and workers consume from",
-    "redis_url": "Redis URL of job records, uploads, results and rate limits",
-    "rabbitmq_management_url": "RabbitMQ management API (queue figures for `/v1/queues`, `/metrics` and Flower)",
-    "broker_heartbeat_s": "AMQP heartbeat of each worker's broker connection; a worker cut off silently loses its "
-                          "running job to another after 2–3× this (0: off, handover only by TCP)",
-    "broker_confirm_timeout_s": "seconds a submit waits for the broker to confirm its job (a broker under a memory or "
-                                "disk alarm never does); then it answers 503 `broker_unavailable` and keeps no record",
-    "api_host": "address the API (gunicorn) listens on; not loopback: `make up` needs `API_KEYS` (or "
-                "`ALLOW_ANONYMOUS`)",
-    "api_port": "port of the API",
-    "api_workers": "gunicorn worker processes",
-    "api_threads": "threads per gunicorn worker (each long-poll holds one)",
-    "flower_host": "address Flower listens on",
-    "flower_port": "port of Flower",
-    "flower_user": "Flower's basic-auth user",
-    "flower_password": "Flower's basic-auth password; empty: a new one is generated and printed at start",
-    "worker_events": "Celery task events (Flower's task list); off makes small jobs 1.5–2.5× faster",
-    "result_ttl_s": "seconds a job record and its result are kept after their last change (48 h)",
-    "blob_ttl_s": "seconds an upload is kept at most (deleted when its job ends; a detection image stays with its "
-                  "record for `annotated.png`)",
-    "key_prefix": "prefix of every Redis key the platform writes (several platforms on one Redis)",
-    "store_retry_s": "seconds a worker retries a job's record write while Redis is unavailable (unreachable, full, "
-                     "read-only, loading, busy; at most until the job's soft time limit); then its message is "
-                     "requeued, not acknowledged",
-    "store_headroom_percent": "submits answer 503 `store_full` once Redis would pass this share of its `maxmemory` "
-                              "(the rest is left for running jobs' ends)",
-    "store_budget_bytes": "the same limit in bytes of Redis memory, used when Redis has no `maxmemory` (0: none)",
-    "upload_bytes_in_flight": "bytes of uploads one API key (or client address, without keys) may have stored for jobs "
-                              "not yet ended; past it a submit answers 429",
-    "max_wait_s": "longest `GET /v1/jobs/<id>?wait=` a client may ask for, in seconds",
-    "max_waiting_per_process": "long-polls (`?wait=`) one API process holds at once, at most `API_THREADS` − 1; "
-                               "past it a wait answers at once (0: `API_THREADS` − 4, at least half the threads)",
-    "result_max_bytes": "largest result a job may store, as JSON; a larger one ends the job FAILURE "
-                        "`result_too_large`",
-    "fetch_connect_timeout_s": "connect timeout of every URL a job fetches",
-    "fetch_read_timeout_s": "read timeout of every URL a job fetches",
-    "fetch_max_bytes": "largest response a job may fetch where its type sets no cap of its own (scrape: "
-                       "`SCRAPE_MAX_HTML_BYTES`, audio: `AUDIO_MAX_BYTES`), counted after decompression",
-    "fetch_allowlist": "what jobs may fetch although not public (SSRF guard), comma-separated: `host:port`, "
-                       "`[v6]:port`, or a bare host or address (every port of it)",
-    "api_keys": "API keys (comma-separated); when set, every `/v1` route needs `Authorization: Bearer <key>`",
-    "rate_limit": "requests per API key on `/v1`, e.g. `100/second`; empty: no limit",
-    "allow_anonymous": "let `make up` run the API on a non-loopback `API_HOST` with no `API_KEYS` (open to anyone "
-                       "who can reach it); off: it refuses to start",
-    "demo_pages_port": "port on 127.0.0.1 where `make up` serves the demo's pages (the only local address its jobs "
-                       "may fetch, unless `FETCH_ALLOWLIST` is set); 0: off",
-    "scrape_max_html_bytes": "largest page a scrape job hands to the parser, counted after decompression; a larger "
-                             "one ends FAILURE `response_too_large` (parsing costs about 70× the page in memory)",
-    "scrape_max_matches": "matches kept per selector of a scrape job (the result says `truncated: true` when more "
-                          "matched)",
-    "scrape_max_text_chars": "characters of text kept per match (and of the title) of a scrape job; longer texts are "
-                             "cut (`truncated: true`)",
-    "euromillions_base_url": "results page of the `euromillions` scrape preset (the date is appended as DD-MM-YYYY)",
-    "audio_max_bytes": "largest audio upload or download",
-    "audio_max_seconds": "longest audio a job measures, in seconds (read from the header, before decoding)",
-    "audio_length_concurrency": "processes of the audio_length worker pool",
-    "scrape_concurrency": "processes of the scrape worker pool",
-    "sentiment_concurrency": "processes of the sentiment worker pool",
-    "detection_concurrency": "processes of the detection worker pool (each gets cores ÷ processes threads)",
-    "max_deliveries": "deliveries of a job whose worker process dies each time before it is failed (`poison_job`) "
-                      "and parked in its type's dead-letter queue `<type>.dead`",
-    "sentiment_time_limit_s": "soft time limit of a sentiment job in seconds (hard limit 15 s later); 0: the "
-                              "catalog's (120)",
-    "detection_time_limit_s": "soft time limit of a detection job in seconds; 0: the catalog's (120)",
-    "audio_length_time_limit_s": "soft time limit of an audio_length job in seconds; 0: the catalog's (120)",
-    "scrape_time_limit_s": "soft time limit of a scrape job in seconds; 0: the catalog's (60)",
-    "sentiment_max_texts": "most texts in one sentiment job",
-    "sentiment_max_chars": "most characters in one text",
-    "image_max_bytes": "largest image upload",
-    "image_max_pixels": "largest image, in pixels (checked from the header, before decoding)",
-    "annotated_max_pixels": "`annotated.png` is drawn on a preview of at most this many pixels, made by the "
-                            "detection worker from the image it decoded",
-    "annotated_max_drawing": "`annotated.png` drawings at once per API process; past it a request waits up to 2 s, "
-                             "then answers 503 with `Retry-After`",
-    "sentiment_model": "`vader`, or a transformers classifier: a directory (as given or in `MODELS_DIR`) or a "
-                       "Hugging Face model id",
-    "sentiment_batch_size": "texts per transformers batch",
-    "detection_model": "YOLO weights: a name looked up in `models_dir` and ultralytics' folder, or a path; "
-                       "`.onnx` runs on ONNX Runtime",
-    "models_dir": "folder of model files (YOLO weights, saved transformers)",
-    "allow_downloads": "let Hugging Face and ultralytics download missing models (off: offline; jobs fail saying "
-                       "where to put the file)",
-    "torch_threads": "torch threads per worker process; 0: cores ÷ processes",
-    "sentiment_max_memory_mb": "memory cap of a sentiment worker child (MB, its data segment): a job that needs more "
-                               "ends FAILURE `out_of_memory`; a child whose peak passed 3/4 of it is replaced after "
-                               "its job",
-    "detection_max_memory_mb": "memory cap of a detection worker child (MB), as for sentiment",
-    "audio_length_max_memory_mb": "memory cap of an audio_length worker child (MB), as for sentiment",
-    "scrape_max_memory_mb": "memory cap of a scrape worker child (MB), as for sentiment",
-    "run_dir": "folder of run-time files (private RabbitMQ/Redis, metrics, test logs)",
-    "log_level": "log level of the API and workers",
-    "log_format": "`text`, or `json` for one JSON object per line with the job id",
-}
+
+@dataclass(frozen=True)
+class Row:
+    variable: str
+    default: str
+    meaning: str
 
 
-def _default(name: str) -> str:
-    f = next(f for f in fields(Settings) if f.name == name)
-    value = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc, operator]
+def _show(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, Path):
@@ -121,12 +36,35 @@ def _default(name: str) -> str:
     return str(value)
 
 
+def _rows(model: type[BaseModel], prefix: str, type_name: str = "", aliases: dict[str, str] | None = None) -> list[Row]:
+    formerly = {name: old for old, name in (aliases or {}).items()}
+    rows = []
+    for name, info in model.model_fields.items():
+        if info.exclude:
+            continue
+        meaning = (info.description or "").replace("{type}", type_name)
+        if name in formerly:
+            meaning += f" (formerly `{formerly[name]}`, still read; this name wins)"
+        default = info.default_factory() if info.default_factory else info.default  # type: ignore[call-arg]
+        rows.append(Row(f"{prefix}{name.upper()}", _show(default), meaning))
+    return rows
+
+
+def _type_rows(job_type: JobType) -> list[Row]:
+    model = job_type.settings_model
+    return _rows(model, job_type.env_prefix, job_type.name, getattr(model, "env_aliases", {}))
+
+
+def rows() -> list[Row]:
+    """Every setting: the global ones, then each job type's."""
+    return [*_rows(Settings, ""), *(row for t in CATALOG for row in _type_rows(t))]
+
+
 def markdown() -> str:
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for f in fields(Settings):
-        default = _default(f.name)
-        rows.append(f"| `{f.name.upper()}` | {f'`{default}`' if default else '(empty)'} | {DESCRIPTIONS[f.name]} |")
-    return "\n".join(rows) + "\n"
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for row in rows():
+        lines.append(f"| `{row.variable}` | {f'`{row.default}`' if row.default else '(empty)'} | {row.meaning} |")
+    return "\n".join(lines) + "\n"
 
 
 COMPOSE_ENV = """
@@ -158,9 +96,9 @@ TAG=latest
 def env() -> str:
     """`.env.example`: every platform setting (commented out, with its default), then Compose's variables."""
     lines = ["# Settings of the platform (src/common/settings.py); each line shows the default.", ""]
-    for f in fields(Settings):
-        lines.append(f"# {DESCRIPTIONS[f.name]}")
-        lines.append(f"# {f.name.upper()}={_default(f.name)}")
+    for row in rows():
+        lines.append(f"# {row.meaning}")
+        lines.append(f"# {row.variable}={row.default}")
     return "\n".join(lines) + "\n" + COMPOSE_ENV
 
 

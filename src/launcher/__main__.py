@@ -8,7 +8,7 @@ import sys
 from rich.console import Console
 from rich.text import Text
 
-from common.settings import get_settings
+from common.settings import SettingsError, get_settings
 from launcher.commands import exec_flower
 from launcher.guards import check_before_up
 from launcher.services import ServiceError, ensure_services, stop_private_services
@@ -28,7 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, help_text in COMMANDS.items():
         sub.add_parser(name, help=help_text)
     args = parser.parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        _error(str(exc))
+        return 2
     try:
         if args.command == "up":
             check_before_up(settings)
@@ -42,9 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except ServiceError as exc:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(Text.assemble(("error: ", "bold red"), str(exc)))
+        _error(str(exc))
         return 1
     return 0
+
+
+def _error(message: str) -> None:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(Text.assemble(("error: ", "bold red"), message))
 
 
 if __name__ == "__main__":

@@ -93,8 +93,8 @@ def api_spec(env: dict[str, str]) -> Spec:
 
 
 def worker_spec(settings: Settings, job_type: JobType, env: dict[str, str]) -> Spec:
-    concurrency = getattr(settings, f"{job_type.name}_concurrency", 1)
-    argv = [*CELERY, "worker", "-Q", job_type.queue, "-n", f"{job_type.name}@%h", "-c", str(concurrency),
+    pool = settings.types[job_type.name]
+    argv = [*CELERY, "worker", "-Q", job_type.queue, "-n", f"{job_type.name}@%h", "-c", str(pool.concurrency),
             "--loglevel", settings.log_level]
     if settings.worker_events:
         argv.append("-E")

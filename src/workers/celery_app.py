@@ -55,12 +55,22 @@ def _log_early(instance: Any, **_: Any) -> None:
 
 @signals.celeryd_init.connect
 def _bound_child_memory(conf: Any, options: dict[str, Any], **_: Any) -> None:
-    """Each pool replaces a child after a job once its peak RSS passed 3/4 of `<type>_max_memory_mb`
+    """Each pool replaces a child after a job once its peak RSS passed 3/4 of `<TYPE>_MAX_MEMORY_MB`
     (`--max-memory-per-child` on the command line still wins); the cap itself holds during each job
     (`_cap_child_memory`)."""
     cap = memory.cap_mb(get_settings(), options.get("queues") or ())
     if cap:
         conf.worker_max_memory_per_child = memory.replace_after_kib(cap)
+
+
+@signals.celeryd_init.connect
+def _prefetch(conf: Any, options: dict[str, Any], **_: Any) -> None:
+    """`<TYPE>_PREFETCH` of the consumed types (the smallest, when one worker consumes several);
+    `--prefetch-multiplier` on the command line still wins."""
+    types = get_settings().types
+    prefetch = [types[queue].prefetch for queue in options.get("queues") or () if queue in types]
+    if prefetch:
+        conf.worker_prefetch_multiplier = min(prefetch)
 
 
 @signals.celeryd_after_setup.connect

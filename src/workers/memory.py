@@ -27,7 +27,8 @@ _NO_MEMORY = ("can't allocate memory", "cannot allocate memory")  # torch's CPU 
 
 def cap_mb(settings: Settings, queues: Iterable[str]) -> int:
     """The cap of a worker consuming `queues` (the largest of theirs; 0: none)."""
-    return max((int(getattr(settings, f"{queue}_max_memory_mb", 0)) for queue in queues), default=0)
+    caps = (settings.types[queue].max_memory_mb for queue in queues if queue in settings.types)
+    return max(caps, default=0)
 
 
 def replace_after_kib(cap: int) -> int:

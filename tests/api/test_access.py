@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 
 import pytest
@@ -21,8 +20,8 @@ def bearer(key: str) -> dict[str, str]:
 def keyed(platform_env):
     from api import create_app
 
-    settings = dataclasses.replace(get_settings(), api_keys=f"{KEY_A},{KEY_B}",
-                                   rate_limit="", key_prefix=f"{get_settings().key_prefix}access:")
+    settings = get_settings().model_copy(update=dict(api_keys=f"{KEY_A},{KEY_B}",
+                                                     rate_limit="", key_prefix=f"{get_settings().key_prefix}access:"))
     return create_app(settings).test_client()
 
 
@@ -57,8 +56,8 @@ def test_idempotency_keys_are_per_api_key(keyed) -> None:
 def test_rate_limit_per_key_is_429_with_retry_after(platform_env) -> None:
     from api import create_app
 
-    settings = dataclasses.replace(get_settings(), api_keys=f"{KEY_A},{KEY_B}", rate_limit="3/minute",
-                                   key_prefix=f"{get_settings().key_prefix}limit-{uuid.uuid4().hex[:6]}:")
+    settings = get_settings().model_copy(update=dict(api_keys=f"{KEY_A},{KEY_B}", rate_limit="3/minute",
+                                                     key_prefix=f"{get_settings().key_prefix}limit-{uuid.uuid4().hex[:6]}:"))
     client = create_app(settings).test_client()
     codes = [client.get("/v1/job-types", headers=bearer(KEY_A)).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]

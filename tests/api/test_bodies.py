@@ -12,7 +12,6 @@ import pytest
 
 from api.limits import body_limit, json_max_bytes, largest_limit, submit_limit
 from common.catalog import BY_NAME
-from common.schemas import SentimentInput
 from common.settings import get_settings
 
 MB = 1024 * 1024
@@ -133,7 +132,9 @@ def test_deeply_nested_json_is_400_malformed_json(http, job_type: str) -> None:
 def assert_the_largest_valid_sentiment_body_fits(limit: int) -> None:
     """256 texts of 10,000 characters, each escaped as \\uXXXX by the encoder (Python's, for non-ASCII), pretty
     printed, fit the route's limit, and the limit is not far above them."""
-    settings = get_settings()
-    texts = ["é" * settings.sentiment_max_chars] * settings.sentiment_max_texts
+    own = get_settings().types["sentiment"]
+    texts = ["é" * own.max_chars] * own.max_texts
     body = json.dumps({"texts": texts}, indent=4).encode()
-    assert len(body) <= limit == json_max_bytes(SentimentInput.model_json_schema()) < 1.05 * len(body)
+    schema = BY_NAME["sentiment"].input_schema(get_settings())
+    assert schema is not None
+    assert len(body) <= limit == json_max_bytes(schema.model_json_schema()) < 1.05 * len(body)

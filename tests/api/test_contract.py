@@ -88,7 +88,7 @@ def test_bad_input_gets_a_clear_4xx(http, path: str, kwargs: dict, status: int, 
                                                           ("audio_length", "audio", tone(0.1))])
 def test_an_upload_past_its_types_limit_is_413(http, job_type: str, field: str, start: bytes) -> None:
     """More than the type's own limit, less than what the largest route takes (the app's global limit)."""
-    body = start + b"\0" * BY_NAME[job_type].upload.max_bytes(get_settings())
+    body = start + b"\0" * BY_NAME[job_type].upload.max_bytes(BY_NAME[job_type].settings(get_settings()))
     assert len(body) < largest_limit(get_settings())
     assert_error(http.post(f"/v1/jobs/{job_type}", files={field: ("big", body)}), 413, "too_large")
 
@@ -147,7 +147,7 @@ def test_job_types_and_docs(http) -> None:
     types = http.get("/v1/job-types").json()["job_types"]
     audio = next(t for t in types if t["type"] == "audio_length")
     assert audio["inputs"]["multipart"]["field"] == "audio"
-    assert audio["limits"]["max_bytes"] == get_settings().audio_max_bytes
+    assert audio["limits"]["max_bytes"] == get_settings().types["audio_length"].max_bytes
     spec = http.get("/openapi.json").json()
     assert {"/v1/jobs/sentiment", "/v1/jobs/detection", "/v1/jobs/audio_length", "/v1/jobs/scrape",
             "/v1/jobs/{job_id}", "/v1/job-types", "/health", "/ready"} <= set(spec["paths"])

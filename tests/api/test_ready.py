@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from common.catalog import CATALOG
 from common.settings import get_settings
 from support.processes import free_port
@@ -25,7 +23,7 @@ def test_scope_api_stays_ready_while_the_broker_is_down_and_the_store_answers(pl
     from api import create_app
 
     nowhere = f"amqp://guest:guest@127.0.0.1:{free_port()}//"  # nothing listens there
-    client = create_app(dataclasses.replace(get_settings(), broker_url=nowhere)).test_client()
+    client = create_app(get_settings().model_copy(update=dict(broker_url=nowhere))).test_client()
     assert client.get("/ready").status_code == 503
     answer = client.get("/ready", query_string={"scope": "api"})
     assert answer.status_code == 200, answer.get_json()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 import socket
 import subprocess
@@ -55,7 +54,7 @@ def test_an_open_api_without_keys_is_refused_unless_allow_anonymous(
     ({"demo_pages_port": 70000}, True),
 ])
 def test_what_up_refuses(changes: dict[str, object], refused: bool) -> None:
-    settings = dataclasses.replace(Settings(), **{"demo_pages_port": 0, **changes})  # type: ignore[arg-type]
+    settings = Settings().model_copy(update={"demo_pages_port": 0, **changes})  # type: ignore[arg-type]
     if refused:
         with pytest.raises(ServiceError):
             check_before_up(settings)
@@ -69,5 +68,5 @@ def test_a_taken_demo_pages_port_is_refused_before_anything_starts() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(ServiceError, match="DEMO_PAGES_PORT"):
-            check_before_up(dataclasses.replace(Settings(), demo_pages_port=port))
-    check_before_up(dataclasses.replace(Settings(), demo_pages_port=port))
+            check_before_up(Settings().model_copy(update=dict(demo_pages_port=port)))
+    check_before_up(Settings().model_copy(update=dict(demo_pages_port=port)))

@@ -3,7 +3,6 @@ every local user."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import stat
@@ -37,7 +36,7 @@ def test_a_private_redis_gets_its_password_off_the_command_line(tmp_path: Path,
     monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
     port = free_port()
     url = f"redis://:{quote(PASSWORD, safe='')}@127.0.0.1:{port}/0"
-    settings = dataclasses.replace(Settings(), redis_url=url, run_dir=tmp_path / "run")
+    settings = Settings().model_copy(update=dict(redis_url=url, run_dir=tmp_path / "run"))
     pid_file = tmp_path / "run" / "redis" / f"redis-{port}.pid"
     try:
         assert ensure_redis(settings).startswith("started")
@@ -58,8 +57,8 @@ def test_a_private_redis_gets_its_password_off_the_command_line(tmp_path: Path,
 
 
 def test_the_private_rabbitmq_config_with_its_password_is_private(tmp_path: Path) -> None:
-    settings = dataclasses.replace(Settings(), broker_url=f"amqp://jobs:{quote(PASSWORD, safe='')}@127.0.0.1:5999//",
-                                   run_dir=tmp_path)
+    settings = Settings().model_copy(update=dict(broker_url=f"amqp://jobs:{quote(PASSWORD, safe='')}@127.0.0.1:5999//",
+                                                 run_dir=tmp_path))
     node = private_node(settings)
     (tmp_path / "rabbitmq").mkdir()
     (tmp_path / "rabbitmq" / "rabbitmq.conf").write_text("left by an older run\n")

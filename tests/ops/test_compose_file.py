@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import tomllib
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 import yaml
 
 from common.catalog import CATALOG
-from common.settings import Settings
+from common.settings_table import rows
 from launcher.commands import longest_job_s
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +33,7 @@ COMPOSE_DEFAULTS = {"LOG_FORMAT": "json", "LOG_LEVEL": "INFO", "WORKER_EVENTS": 
 
 
 def setting_names() -> set[str]:
-    return {f.name.upper() for f in fields(Settings)}
+    return {row.variable for row in rows()}
 
 
 def shared_settings() -> set[str]:

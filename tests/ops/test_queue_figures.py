@@ -3,7 +3,6 @@ management API (one call, cached for a second), or from queue declares when the 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
@@ -99,13 +98,13 @@ def test_one_management_call_for_all_queues_with_the_vhost_quoted(monkeypatch: p
     assert figures["sentiment"] == queues.QueueFigures(ready=4, consumers=2, unacked=1, oldest_ready_age_s=10.0)
     assert figures["scrape"] == queues.QueueFigures(ready=0, consumers=0, unacked=0)  # not declared yet
     assert figures["sentiment.dead"] == queues.QueueFigures(ready=0, consumers=0, unacked=0)
-    queues.from_management(dataclasses.replace(settings, broker_url="amqp://u:p@h:5672/a/b"), now=1000.0)
+    queues.from_management(settings.model_copy(update=dict(broker_url="amqp://u:p@h:5672/a/b")), now=1000.0)
     assert seen[-1][0] == "http://mq:15672/api/queues/a%2Fb"
 
 
 def test_falls_back_to_declares_when_the_management_api_is_down(ops: OpsPlatform) -> None:
-    settings = dataclasses.replace(Settings(), broker_url=ops.env["BROKER_URL"],
-                                   rabbitmq_management_url=f"http://guest:guest@127.0.0.1:{free_port()}/api/")
+    settings = Settings().model_copy(update=dict(broker_url=ops.env["BROKER_URL"],
+                                                 rabbitmq_management_url=f"http://guest:guest@127.0.0.1:{free_port()}/api/"))
     celery = make_celery(settings)
     try:
         snapshot = queues.QueueReader(settings, celery).read()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,7 +21,7 @@ def idle_vhost() -> Iterator[tuple[str, Any]]:
 
     vhost = services.create_vhost()
     try:
-        settings = dataclasses.replace(get_settings(), broker_url=f"{services.AMQP_ROOT}/{vhost}")
+        settings = get_settings().model_copy(update=dict(broker_url=f"{services.AMQP_ROOT}/{vhost}"))
         yield vhost, create_app(settings).test_client()
     finally:
         services.delete_vhost(vhost)

@@ -51,4 +51,4 @@ def measure(data: bytes, max_seconds: float | None = None) -> dict[str, object]:
 def _check_length(seconds: float, max_seconds: float | None) -> None:
     if max_seconds is not None and seconds > max_seconds:
         raise InputError(f"The audio lasts {seconds:.6g} s, longer than the {max_seconds:g} s this platform measures "
-                         "(AUDIO_MAX_SECONDS).", code="audio_too_long")
+                         "(AUDIO_LENGTH_MAX_SECONDS).", code="audio_too_long")

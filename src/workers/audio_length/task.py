@@ -16,8 +16,9 @@ class AudioLengthTask(JobTask):
 
 @job_task("audio_length", base=AudioLengthTask)
 def run(self: Any, payload: dict[str, Any]) -> dict[str, object]:
+    limits = get_settings().types["audio_length"]
     if "url" in payload:
-        data = fetch(payload["url"], limits_from_settings(get_settings().audio_max_bytes), ok_only=True).content
+        data = fetch(payload["url"], limits_from_settings(limits.max_bytes), ok_only=True).content
     else:
         data = self.upload()
-    return core.measure(data, get_settings().audio_max_seconds)
+    return core.measure(data, limits.max_seconds)

@@ -1,5 +1,5 @@
 """Objects in an image: ultralytics YOLO (PyTorch `.pt` or ONNX Runtime `.onnx` weights), boxes in the
-original image's pixels. (The drawing of them, `annotated.png`, is made on request: `common.drawing`.)"""
+original image's pixels. (The drawing of them, `annotated.png`, is made on request: `workers.detection.drawing`.)"""
 
 from __future__ import annotations
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from common import drawing, records
+from common import records
 from common.settings import get_settings
 from common.store import get_redis
 from workers.base import JobTask
 from workers.celery_app import job_task
-from workers.detection import core
+from workers.detection import core, drawing
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -18,13 +18,13 @@ if TYPE_CHECKING:
 class DetectionTask(JobTask):
     def load_model(self) -> core.Detector:
         s = get_settings()
-        return core.load_model(s.detection_model, [s.models_dir], threads=self.torch_threads(),
+        return core.load_model(s.types["detection"].model, [s.models_dir], threads=self.torch_threads(),
                                allow_downloads=s.allow_downloads)
 
     def keep_for_drawing(self, image: Image) -> None:
         """What `annotated.png` is drawn on, kept as long as the record: the upload when it has at most
-        `ANNOTATED_MAX_PIXELS` (kept by the script that stores the job's end), else a smaller preview."""
-        preview = drawing.preview(image, get_settings().annotated_max_pixels)
+        `DETECTION_ANNOTATED_MAX_PIXELS` (kept by the script that stores the job's end), else a smaller preview."""
+        preview = drawing.preview(image, get_settings().types["detection"].annotated_max_pixels)
         self.keeps_upload = preview is None
         if preview is not None:
             key, ttl_s = records.preview_key(self.request.id), get_settings().result_ttl_s

@@ -10,9 +10,9 @@ from workers.sentiment import core
 
 class SentimentTask(JobTask):
     def load_model(self) -> core.Engine:
-        s = get_settings()
-        return core.load_model(s.sentiment_model, [s.models_dir], allow_downloads=s.allow_downloads,
-                               batch_size=s.sentiment_batch_size, threads=self.torch_threads())
+        s, own = get_settings(), get_settings().types["sentiment"]
+        return core.load_model(own.model, [s.models_dir], allow_downloads=s.allow_downloads,
+                               batch_size=own.batch_size, threads=self.torch_threads())
 
 
 @job_task("sentiment", base=SentimentTask)

@@ -1,6 +1,6 @@
-"""annotated.png has a bounded cost: drawn on a preview of at most ANNOTATED_MAX_PIXELS (made by the
-worker, which decodes the image anyway), cached as long as its job, at most ANNOTATED_MAX_DRAWING at
-once per API process."""
+"""annotated.png has a bounded cost: drawn on a preview of at most DETECTION_ANNOTATED_MAX_PIXELS (made by
+the worker, which decodes the image anyway), cached as long as its job, at most DETECTION_ANNOTATED_MAX_DRAWING
+at once per API process."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from support.isolated import isolated_platform
 from support.jobs import ApiSession, follow, run_job, submit
 from support.rss import family, peak_rss_mb, rss_mb
 
-FORTY_MP = (8000, 4999)  # 39,992,000 pixels: just under IMAGE_MAX_PIXELS (40,000,000)
+FORTY_MP = (8000, 4999)  # 39,992,000 pixels: just under DETECTION_MAX_PIXELS (40,000,000)
 GROWTH_LIMIT_MB = 150
 
 
@@ -45,7 +45,7 @@ def test_annotated_png_of_a_40_megapixel_upload_keeps_the_api_small() -> None:
         print(f"API RSS {before:.0f} MB before, peak {peak['mb']:.0f} MB during 4 GETs: +{growth:.0f} MB")
         assert [r.status_code for r in responses] == [200] * 4, [r.text[:200] for r in responses]
         with Image.open(io.BytesIO(responses[0].content)) as drawn:
-            assert drawn.size == (2530, 1580)  # ANNOTATED_MAX_PIXELS: 4,000,000
+            assert drawn.size == (2530, 1580)  # DETECTION_ANNOTATED_MAX_PIXELS: 4,000,000
         assert len({r.content for r in responses}) == 1
         assert growth < GROWTH_LIMIT_MB
 
@@ -82,10 +82,10 @@ def test_a_small_upload_is_kept_and_the_drawing_is_cached(http, finished_detecti
 
 def test_past_the_drawing_limit_a_request_gets_503(client, finished_detection: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """While this API process draws as many images as ANNOTATED_MAX_DRAWING allows, another waits up to
+    """While this API process draws as many images as DETECTION_ANNOTATED_MAX_DRAWING allows, another waits up to
     2 s for a turn, then answers 503 with Retry-After."""
     busy = threading.BoundedSemaphore(1)
-    monkeypatch.setattr(jobs, "_drawing", busy)
+    monkeypatch.setitem(jobs.RENDERINGS, ("detection", "annotated.png"), busy)
     busy.acquire()  # another request's drawing, under way
     try:
         refused = client.get(f"/v1/jobs/{finished_detection}/annotated.png")

@@ -1,11 +1,11 @@
-"""common.drawing: annotated.png, drawn from a detection job's upload and result (Pillow only)."""
+"""workers.detection.drawing: annotated.png, drawn from a detection job's upload and result (Pillow only)."""
 
 import io
 
 from PIL import Image
 
-from common import drawing
 from support import images
+from workers.detection import drawing
 
 BOX = {"label": "person", "confidence": 0.91, "box": [100.0, 120.0, 500.0, 600.0]}
 

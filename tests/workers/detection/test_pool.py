@@ -1,4 +1,4 @@
-"""How the pools are sized: memory per child from `<type>_max_memory_mb`, torch threads per child."""
+"""How the pools are sized: memory per child from `<TYPE>_MAX_MEMORY_MB`, torch threads per child."""
 
 from types import SimpleNamespace
 
@@ -6,15 +6,15 @@ import pytest
 
 from common.settings import get_settings
 from workers.base import JobTask
-from workers.celery_app import _bound_child_memory
+from workers.celery_app import _bound_child_memory, _prefetch
 
 
 @pytest.mark.parametrize("queues, limit_mb", [
-    (["detection"], get_settings().detection_max_memory_mb),
-    (["sentiment"], get_settings().sentiment_max_memory_mb),
-    (["audio_length"], get_settings().audio_length_max_memory_mb),
-    (["scrape"], get_settings().scrape_max_memory_mb),
-    (["sentiment", "detection"], max(get_settings().sentiment_max_memory_mb, get_settings().detection_max_memory_mb)),
+    (["detection"], 1536),  # the defaults of the specs
+    (["sentiment"], 1536),
+    (["audio_length"], 1024),
+    (["scrape"], 1024),
+    (["scrape", "detection"], 1536),
 ])
 def test_every_pool_replaces_a_child_past_three_quarters_of_its_cap(queues: list[str], limit_mb: int) -> None:
     conf = SimpleNamespace(worker_max_memory_per_child=None)
@@ -41,3 +41,17 @@ def test_torch_threads_share_the_cores_among_the_processes(monkeypatch: pytest.M
     finally:
         monkeypatch.delenv("TORCH_THREADS")
         get_settings.cache_clear()
+
+
+def test_each_pool_reserves_its_types_prefetch(monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = SimpleNamespace(worker_prefetch_multiplier=None)
+    _prefetch(conf=conf, options={"queues": ["scrape"]})
+    assert conf.worker_prefetch_multiplier == 1  # the default of every spec
+    monkeypatch.setenv("SCRAPE_PREFETCH", "4")
+    get_settings.cache_clear()
+    try:
+        _prefetch(conf=conf, options={"queues": ["scrape"]})
+    finally:
+        monkeypatch.delenv("SCRAPE_PREFETCH")
+        get_settings.cache_clear()
+    assert conf.worker_prefetch_multiplier == 4

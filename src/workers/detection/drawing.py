@@ -1,11 +1,12 @@
 """A detection job's picture: its image with each box and label drawn, as a PNG.
 
 The detection worker, which decodes the image anyway, keeps the upload when it has at most
-`ANNOTATED_MAX_PIXELS`, else a preview (`preview`: a JPEG scaled down to that). The API draws on the
-preview on request (`GET /v1/jobs/<id>/annotated.png`), so a job never pays for a drawing nobody looks at
+`DETECTION_ANNOTATED_MAX_PIXELS`, else a preview (`preview`: a JPEG scaled down to that). The API draws
+on the preview on request (`GET /v1/jobs/<id>/annotated.png`, through `ANNOTATED`, the renderer the spec
+declares), so a job never pays for a drawing nobody looks at
 (encoding a photo as PNG takes about as long as detecting in it), and a drawing never decodes more than
-`ANNOTATED_MAX_PIXELS` pixels, however large the upload (a 40 MP PNG alone is 120 MB decoded).
-Pillow only: nothing here loads a model.
+`DETECTION_ANNOTATED_MAX_PIXELS` pixels, however large the upload (a 40 MP PNG alone is 120 MB decoded).
+Pillow only (imported inside the functions): nothing here loads a model.
 """
 
 from __future__ import annotations
@@ -14,10 +15,16 @@ import io
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from common import records
+from common.errors import NotFound
+
 if TYPE_CHECKING:
+    import redis
     from PIL.Image import Image
 
-MAX_PIXELS = 4_000_000  # the default of ANNOTATED_MAX_PIXELS
+    from workers.detection.spec import DetectionSettings
+
+MAX_PIXELS = 4_000_000  # the default of DETECTION_ANNOTATED_MAX_PIXELS
 PREVIEW_QUALITY = 90
 PALETTE = ("#FF3838", "#2C99A8", "#FF9D97", "#3DDB86", "#FFB21D", "#00C2FF", "#CFD231", "#344593",
            "#48F90A", "#FF701F", "#92CC17", "#6473FF", "#1A9334", "#0018EC", "#00D4BB", "#FF95C8")
@@ -87,4 +94,25 @@ def draw_boxes(canvas: Image, detections: list[dict[str, Any]], scale: float = 1
         pen.text((x1, y1 - lift), text, fill="white", font=font)
 
 
-__all__ = ["MAX_PIXELS", "annotate", "draw_boxes", "fit", "preview", "upright"]
+class AnnotatedImage:
+    """`annotated.png`: drawn once, then cached for the rest of its job record's life."""
+
+    def cached(self, r: redis.Redis, job_id: str) -> bytes | None:
+        png: bytes | None = r.get(records.annotated_key(job_id))  # type: ignore[assignment]
+        return png
+
+    def draw(self, r: redis.Redis, job_id: str, result: dict[str, Any], settings: DetectionSettings) -> bytes:
+        # A preview when the upload had more than DETECTION_ANNOTATED_MAX_PIXELS, else the upload itself.
+        image: bytes | None = r.get(records.preview_key(job_id)) or records.load_kept_upload(r, job_id)  # type: ignore[assignment]
+        if image is None:
+            raise NotFound(f"Job {job_id}'s image is no longer stored.", code="no_annotated_image")
+        png = annotate(image, result, settings.annotated_max_pixels)
+        ttl_ms = r.pttl(records.job_key(job_id))
+        if isinstance(ttl_ms, int) and ttl_ms > 0:
+            r.set(records.annotated_key(job_id), png, px=ttl_ms)
+        return png
+
+
+ANNOTATED = AnnotatedImage()
+
+__all__ = ["ANNOTATED", "MAX_PIXELS", "annotate", "draw_boxes", "fit", "preview", "upright"]

@@ -80,11 +80,18 @@ def _load(job_type: str, loader: Callable[[], Any]) -> Loaded:
     return loaded
 
 
+_unreported: set[str] = set()  # types whose last report failed: logged once per outage, not every period
+
+
 def report(job_type: str, status: dict[str, Any]) -> None:
     try:
         model_status.report(get_redis(), job_type, this_worker(), status)
     except redis.RedisError as exc:  # the next report tries again
-        log.warning("%s model status not stored: %s", job_type, exc)
+        if job_type not in _unreported:
+            log.warning("%s model status not stored: %s", job_type, exc)
+        _unreported.add(job_type)
+        return
+    _unreported.discard(job_type)
 
 
 def keep_reporting() -> None:

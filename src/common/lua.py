@@ -3,7 +3,7 @@
 A `Script` declares the names of its KEYS and ARGV; its body reads them as Lua locals of those names (a
 preamble binds `KEYS[i]` and `ARGV[i]` to them), and callers pass them by name, so neither side counts
 positions. `extra=True` lets a caller pass a variable tail of arguments after the named ones: the body reads
-them as `unpack(ARGV, EXTRA)`.
+them as `unpack(ARGV, EXTRA)`; `extra_keys=True` likewise a tail of keys (`more_keys=`), from `KEYS[EXTRA_KEYS]`.
 
 The preamble also holds `FINAL`, a Lua set of the final job statuses built from `records.FINAL`, so the
 scripts test "already ended" (`if FINAL[status] then`) from the same constant as the Python code.
@@ -34,6 +34,7 @@ class Script:
     args: Sequence[str]
     body: str
     extra: bool = False
+    extra_keys: bool = False
     preamble: Sequence[str] = ()  # further Lua lines to run first (constants the body reads)
     source: str = field(init=False)
 
@@ -47,17 +48,20 @@ class Script:
         lines += [f"local {name} = ARGV[{i}]" for i, name in enumerate(self.args, 1)]
         if self.extra:
             lines.append(f"local EXTRA = {len(self.args) + 1}")
+        if self.extra_keys:
+            lines.append(f"local EXTRA_KEYS = {len(self.keys) + 1}")
         object.__setattr__(self, "source", shebang + "\n".join(lines) + "\n" + body)
 
-    def __call__(self, client: redis.Redis | Pipeline, *extra: Any, **named: Any) -> Any:
+    def __call__(self, client: redis.Redis | Pipeline, *extra: Any, more_keys: Sequence[str] = (),
+                 **named: Any) -> Any:
         """Run the script (or queue it on a pipeline) with its keys and arguments given by name."""
         missing = (set(self.keys) | set(self.args)) - set(named)
         unknown = set(named) - set(self.keys) - set(self.args)
-        if missing or unknown or (extra and not self.extra):
+        if missing or unknown or (extra and not self.extra) or (more_keys and not self.extra_keys):
             raise TypeError(f"script called with missing {sorted(missing)}, unknown {sorted(unknown)} or "
-                            f"{len(extra)} unexpected extra arguments")
-        return client.eval(self.source, len(self.keys), *(named[k] for k in self.keys),  # type: ignore[arg-type]
-                           *(named[a] for a in self.args), *extra)
+                            f"{len(extra) + len(more_keys)} unexpected extra arguments or keys")
+        keys = [*(named[k] for k in self.keys), *more_keys]
+        return client.eval(self.source, len(keys), *keys, *(named[a] for a in self.args), *extra)  # type: ignore[arg-type]
 
 
 __all__ = ["Script", "lua_set"]

@@ -33,7 +33,7 @@ for i = 1, #all, 2 do
 end
 redis.call('EXPIRE', statuses, fresh_s)
 """)
-_FRESH = Script(keys=("statuses",), args=("fresh_s",), body="""
+_FRESH = Script(keys=("statuses",), args=("fresh_s",), body="""#!lua flags=no-writes
 local now = tonumber(redis.call('TIME')[1])
 local all = redis.call('HGETALL', statuses)
 local fresh = {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from common import records
 from common.records import JobStatus
 from common.settings import get_settings
@@ -103,3 +105,13 @@ def test_a_start_gives_the_record_its_full_ttl_again(platform_env: dict[str, str
     r.expire(records.job_key(other), 60)
     records.mark_started(r, other, "host-a:1")
     assert r.ttl(records.job_key(other)) > get_settings().result_ttl_s - 60
+
+
+@pytest.mark.parametrize("status", list(JobStatus))
+def test_the_scripts_final_states_are_records_final(platform_env: dict[str, str], status: JobStatus) -> None:
+    """The Lua scripts' "already ended" is `records.FINAL` (`common.lua`), not a list of their own."""
+    r, job_id = get_redis(), new_job(platform_env)
+    r.hset(records.job_key(job_id), "status", status.value)
+    ended = status in records.FINAL
+    assert (records.mark_started(r, job_id, "host-a:1") == records.ALREADY_FINAL) == ended
+    assert records.finish(r, job_id, JobStatus.FAILURE, error={"code": "x", "message": "y"}) == (not ended)

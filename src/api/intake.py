@@ -22,65 +22,73 @@ import redis
 
 from common import records
 from common.errors import RateLimited, Unavailable
+from common.lua import Script
 from common.settings import Settings
 
 STAGED_UPLOAD_TTL_S = 120  # an upload written before its record: gone soon if its process dies in between
-_INTAKE = """
-if ARGV[2] == '1' then
-  local earlier = redis.call('GET', KEYS[3])
+# `_INTAKE` writes a new job's record, unless the Idempotency-Key already names a job; for an upload it checks
+# that the staged upload is still there and counts it against the uploader's hourly counters (`more_keys`,
+# the current one first) within `cap`.
+_INTAKE = Script(
+    keys=("job", "blob", "idem"),
+    args=("job_id", "has_idem", "record_ttl", "upload_ttl", "bytes", "cap", "claim_s", "publisher"),
+    extra=True, extra_keys=True, body="""
+if has_idem == '1' then
+  local earlier = redis.call('GET', idem)
   if earlier then return {'earlier', earlier} end
 end
-local bytes = tonumber(ARGV[5])
-if bytes > 0 then
-  if redis.call('EXISTS', KEYS[2]) == 0 then return {'lost'} end
-  local cap, held = tonumber(ARGV[6]), 0
-  for i = 4, #KEYS do held = held + tonumber(redis.call('GET', KEYS[i]) or '0') end
-  if cap > 0 and held + bytes > cap then return {'over', tostring(held)} end
+local size = tonumber(bytes)
+if size > 0 then
+  if redis.call('EXISTS', blob) == 0 then return {'lost'} end
+  local limit, held = tonumber(cap), 0
+  for i = EXTRA_KEYS, #KEYS do held = held + tonumber(redis.call('GET', KEYS[i]) or '0') end
+  if limit > 0 and held + size > limit then return {'over', tostring(held)} end
 end
-local claim_until = tonumber(redis.call('TIME')[1]) + tonumber(ARGV[7])
-redis.call('HSET', KEYS[1], 'published', '0', 'publisher', ARGV[8], 'publish_by', claim_until, unpack(ARGV, 9))
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-if ARGV[2] == '1' then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[3]) end
-if bytes > 0 then
-  redis.call('EXPIRE', KEYS[2], ARGV[4])
-  redis.call('HSET', KEYS[1], 'upload_counter', KEYS[4], 'upload_bytes', bytes)
-  redis.call('INCRBY', KEYS[4], bytes)
-  redis.call('EXPIRE', KEYS[4], ARGV[4])
+local claim_until = tonumber(redis.call('TIME')[1]) + tonumber(claim_s)
+redis.call('HSET', job, 'published', '0', 'publisher', publisher, 'publish_by', claim_until, unpack(ARGV, EXTRA))
+redis.call('EXPIRE', job, record_ttl)
+if has_idem == '1' then redis.call('SET', idem, job_id, 'EX', record_ttl) end
+if size > 0 then
+  local counter = KEYS[EXTRA_KEYS]
+  redis.call('EXPIRE', blob, upload_ttl)
+  redis.call('HSET', job, 'upload_counter', counter, 'upload_bytes', size)
+  redis.call('INCRBY', counter, size)
+  redis.call('EXPIRE', counter, upload_ttl)
 end
 return {'new'}
-"""
-_CLAIM = """
-local state = redis.call('HMGET', KEYS[1], 'status', 'published', 'publish_by')
+""")
+_CLAIM = Script(keys=("job",), args=("publisher", "claim_s"), body="""
+local state = redis.call('HMGET', job, 'status', 'published', 'publish_by')
 if not state[1] then return 'gone' end
 if state[1] ~= 'PENDING' or state[2] ~= '0' then return 'settled' end
 local now = tonumber(redis.call('TIME')[1])
 if now < tonumber(state[3] or '0') then return 'busy' end
-redis.call('HSET', KEYS[1], 'publisher', ARGV[1], 'publish_by', now + tonumber(ARGV[2]))
+redis.call('HSET', job, 'publisher', publisher, 'publish_by', now + tonumber(claim_s))
 return 'claimed'
-"""
-_MARK_PUBLISHED = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'published', '1')
-redis.call('HDEL', KEYS[1], 'publisher', 'publish_by')
+""")
+_MARK_PUBLISHED = Script(keys=("job",), args=(), body="""
+if redis.call('EXISTS', job) == 0 then return 0 end
+redis.call('HSET', job, 'published', '1')
+redis.call('HDEL', job, 'publisher', 'publish_by')
 return 1
-"""
-_WITHDRAW = """
-local state = redis.call('HMGET', KEYS[1], 'publisher', 'status', 'upload_counter', 'upload_bytes')
-if state[1] ~= ARGV[1] then return 0 end
+""")
+_WITHDRAW = Script(keys=("job", "blob", "idem"), args=("publisher", "job_id", "has_idem"), body="""
+local state = redis.call('HMGET', job, 'publisher', 'status', 'upload_counter', 'upload_bytes')
+if state[1] ~= publisher then return 0 end
 if state[2] ~= 'PENDING' then
-  redis.call('HSET', KEYS[1], 'published', '1')
-  redis.call('HDEL', KEYS[1], 'publisher', 'publish_by')
+  redis.call('HSET', job, 'published', '1')
+  redis.call('HDEL', job, 'publisher', 'publish_by')
   return 2
 end
 if state[3] and redis.call('EXISTS', state[3]) == 1 then redis.call('DECRBY', state[3], state[4]) end
-redis.call('DEL', KEYS[1], KEYS[2])
-if ARGV[3] == '1' and redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end
+redis.call('DEL', job, blob)
+if has_idem == '1' and redis.call('GET', idem) == job_id then redis.call('DEL', idem) end
 return 1
-"""
-_RELEASE_KEY = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+""")
+_RELEASE_KEY = Script(keys=("idem",), args=("job_id",), body="""
+if redis.call('GET', idem) == job_id then return redis.call('DEL', idem) end
 return 0
-"""
+""")
 WITHDRAWN, KEPT, STARTED_MEANWHILE = 1, 0, 2
 
 
@@ -110,12 +118,12 @@ def create(r: redis.Redis, job_id: str, record: dict[str, Any], *, token: str, i
            uploader: str, upload_bytes: int, settings: Settings) -> str | None:
     """Write the job's record (see the module's doc); return None, or the id of the earlier job that holds the
     Idempotency-Key `idem` (nothing is written then)."""
-    keys = [records.job_key(job_id), records.blob_key(job_id), idem or records.job_key(job_id),
-            *upload_counters(uploader, settings)]
     fields = [item for pair in record.items() for item in pair]
-    args = [job_id, "1" if idem else "0", settings.result_ttl_s, settings.blob_ttl_s, upload_bytes,
-            settings.upload_bytes_in_flight, claim_window_s(settings), token, *fields]
-    answer = r.eval(_INTAKE, len(keys), *keys, *args)  # type: ignore[arg-type]
+    answer = _INTAKE(r, *fields, more_keys=upload_counters(uploader, settings), job=records.job_key(job_id),
+                     blob=records.blob_key(job_id), idem=idem or records.job_key(job_id), job_id=job_id,
+                     has_idem="1" if idem else "0", record_ttl=settings.result_ttl_s, upload_ttl=settings.blob_ttl_s,
+                     bytes=upload_bytes, cap=settings.upload_bytes_in_flight, claim_s=claim_window_s(settings),
+                     publisher=token)
     outcome = [part.decode() if isinstance(part, bytes) else part for part in answer]  # type: ignore[union-attr]
     if outcome[0] == "earlier":
         return str(outcome[1])
@@ -138,24 +146,25 @@ def uploads_over_cap(held: int, upload_bytes: int, settings: Settings) -> RateLi
 def claim(r: redis.Redis, job_id: str, token: str, settings: Settings) -> str:
     """'claimed' (publish it now), 'busy' (another submit is publishing it), 'settled' (published, running or
     done: nothing to do) or 'gone'."""
-    answer = r.eval(_CLAIM, 1, records.job_key(job_id), token, claim_window_s(settings))  # type: ignore[arg-type]
+    answer = _CLAIM(r, job=records.job_key(job_id), publisher=token, claim_s=claim_window_s(settings))
     return answer.decode() if isinstance(answer, bytes) else str(answer)
 
 
 def mark_published(r: redis.Redis, job_id: str) -> None:
-    r.eval(_MARK_PUBLISHED, 1, records.job_key(job_id))  # type: ignore[arg-type]
+    _MARK_PUBLISHED(r, job=records.job_key(job_id))
 
 
 def withdraw(r: redis.Redis, job_id: str, token: str, idem: str | None) -> int:
     """WITHDRAWN (record, upload and key deleted), KEPT (another submit holds it, or it was published) or
     STARTED_MEANWHILE (a worker has it: the broker did take its message)."""
-    keys = [records.job_key(job_id), records.blob_key(job_id), idem or records.job_key(job_id)]
-    return int(r.eval(_WITHDRAW, len(keys), *keys, token, job_id, "1" if idem else "0"))  # type: ignore[arg-type]
+    return int(_WITHDRAW(r, job=records.job_key(job_id), blob=records.blob_key(job_id),
+                         idem=idem or records.job_key(job_id), publisher=token, job_id=job_id,
+                         has_idem="1" if idem else "0"))
 
 
 def release_key(r: redis.Redis, idem: str, job_id: str) -> None:
     """Free an Idempotency-Key that still names a job whose record is gone."""
-    r.eval(_RELEASE_KEY, 1, idem, job_id)  # type: ignore[arg-type]
+    _RELEASE_KEY(r, idem=idem, job_id=job_id)
 
 
 __all__ = ["claim", "create", "mark_published", "release_key", "stage_upload", "upload_counters",

@@ -23,6 +23,7 @@ from common.errors import Conflict, NotFound, Unavailable
 from common.records import JobStatus
 from common.settings import Settings, get_settings
 from common.store import get_redis
+from common.waiting import wait_final
 
 log = logging.getLogger(__name__)
 api = APIBlueprint("jobs", __name__, url_prefix="/v1/jobs", abp_tags=[Tag(name="jobs")])
@@ -119,7 +120,7 @@ def get_job(path: JobPath, query: WaitQuery) -> Any:
         # every long-poll this process may hold is taken: answer now, and keep threads for everything else
         return jsonify(public(record)), 200, {"Retry-After": "1"}
     try:
-        waited = visible(records.wait_final(get_redis(), path.job_id, query.wait))
+        waited = visible(wait_final(get_redis(), path.job_id, query.wait))
     finally:
         waiting.release()
     if waited is None:  # expired or deleted while waiting

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from api.jobs import CachedSchema
 from api.queues import declare_all
-from common import records
+from common import model_status
 from common.catalog import CATALOG, JobType
 from common.store import get_redis
 
@@ -130,11 +130,12 @@ def _broker_check() -> tuple[str, dict[str, dict[str, Any]]]:
 
 
 def _add_models(queues: dict[str, dict[str, Any]]) -> None:
-    """A model type's queue also says whether its model loaded, as its last worker child reported it
-    (`status` "loaded" with the model's name, or "unavailable" with the reason)."""
+    """A model type's queue also says whether its model loaded, as its live worker processes report it
+    (`status` "loaded" with the model's name if any has it, else "unavailable" with the reason; `workers`
+    counts each)."""
     r = get_redis()
     for t in CATALOG:
-        status = records.load_model_status(r, t.name) if t.queue in queues else None
+        status = model_status.summary(model_status.fresh(r, t.name)) if t.queue in queues else None
         if status is not None:
             queues[t.queue]["model"] = status
 

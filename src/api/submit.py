@@ -19,7 +19,7 @@ from api import intake
 from api.admission import StoreGauge
 from api.inputs import JobInput
 from api.publish import BrokerGate, publish
-from common import records
+from common import model_status, records
 from common.catalog import JobType
 from common.errors import Conflict, InputError, Unavailable
 from common.settings import Settings
@@ -51,6 +51,7 @@ class Submitter:
         idem = records.idempotency_key(job_type.name, owner, checked(idempotency_key)) if idempotency_key else None
         earlier = self._holder(r, idem)
         if earlier is None:
+            refuse_without_model(r, job_type)
             self._admit(r, job, uploader)
             job_id, token, record = str(uuid.uuid4()), secrets.token_hex(8), records.new_record(job_type.name, owner)
             if job.blob is not None:
@@ -122,6 +123,13 @@ class Submitter:
             return intake.KEPT
 
 
+def refuse_without_model(r: redis.Redis, job_type: JobType) -> None:
+    """A job that would fail at once: every live worker of its type reports its model unavailable."""
+    reason = model_status.unavailable_everywhere(r, job_type.name)
+    if reason is not None:
+        raise Unavailable(reason, code="model_unavailable")
+
+
 def checked(idempotency_key: str) -> str:
     if len(idempotency_key) > MAX_IDEMPOTENCY_KEY or not idempotency_key.isprintable():
         raise InputError(f"An Idempotency-Key is at most {MAX_IDEMPOTENCY_KEY} printable characters.",
@@ -137,4 +145,4 @@ def broker_refused(exc: ChannelError) -> Unavailable:
                        "already exist' in docs/operations.md.", code="broker_refused")
 
 
-__all__ = ["Submitter", "broker_refused"]
+__all__ = ["Submitter", "broker_refused", "refuse_without_model"]

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
-import time
 from enum import StrEnum
 from typing import Any
 
 import redis
-from redis.client import PubSub
 
 from common import jobstats
+from common.lua import Script, lua_set
 from common.settings import get_settings
 
 
@@ -41,42 +39,39 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _p() -> str:
+def prefix() -> str:
+    """The configured key prefix every key of the platform starts with."""
     return get_settings().key_prefix
 
 
 def job_key(job_id: str) -> str:
-    return f"{_p()}job:{job_id}"
+    return f"{prefix()}job:{job_id}"
 
 
 def blob_key(job_id: str) -> str:
-    return f"{_p()}blob:{job_id}"
+    return f"{prefix()}blob:{job_id}"
 
 
 def done_channel(job_id: str) -> str:
-    return f"{_p()}done:{job_id}"
+    return f"{prefix()}done:{job_id}"
 
 
 def idempotency_key(job_type: str, owner: str, key: str) -> str:
-    return f"{_p()}idem:{job_type}:{owner}:{key}"
+    return f"{prefix()}idem:{job_type}:{owner}:{key}"
 
 
 def source_key(job_id: str) -> str:
-    return f"{_p()}source:{job_id}"
-
-
-def model_key(job_type: str) -> str:
-    return f"{_p()}model:{job_type}"
+    return f"{prefix()}source:{job_id}"
 
 
 def preview_key(job_id: str) -> str:
     """A detection job's preview image (`workers.detection.drawing.preview`), kept as long as its record."""
-    return f"{_p()}preview:{job_id}"
+    return f"{prefix()}preview:{job_id}"
 
 
 def annotated_key(job_id: str) -> str:
     """A detection job's `annotated.png` once drawn, cached for the rest of its record's life."""
-    return f"{_p()}annotated:{job_id}"
+    return f"{prefix()}annotated:{job_id}"
 
 
 def new_record(job_type: str, owner: str = "") -> dict[str, Any]:
@@ -122,85 +117,80 @@ def load_kept_upload(r: redis.Redis, job_id: str) -> bytes | None:
     return data
 
 
-def save_model_status(r: redis.Redis, job_type: str, status: dict[str, Any]) -> None:
-    """What the last worker child of a type that loaded a model found (`/ready` shows it per queue)."""
-    r.set(model_key(job_type), json.dumps(status), ex=get_settings().result_ttl_s)
-
-
-def load_model_status(r: redis.Redis, job_type: str) -> dict[str, Any] | None:
-    raw: bytes | None = r.get(model_key(job_type))  # type: ignore[assignment]
-    return json.loads(raw) if raw is not None else None
-
-
 # The scripts leave a missing record missing and a final record untouched, so a late or repeated delivery
 # can neither resurrect an expired job nor overwrite how it ended. Each write refreshes the record's TTL
 # (`_START` too: a job that waited long in its queue keeps its full `result_ttl_s` from its start). Redis
 # refuses a script (READONLY, MISCONF; OOM for all but `_FINISH`: `store.is_outage`) at its first write, so
 # a refused script has written nothing.
-_START = """
-local status = redis.call('HGET', KEYS[1], 'status')
+_FINAL_LUA = lua_set("FINAL", FINAL)
+_START = Script(keys=("job",), args=("now", "worker", "ttl"), preamble=(_FINAL_LUA,), body="""
+local status = redis.call('HGET', job, 'status')
 if not status then return -1 end
-if status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then return -2 end
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HSET', KEYS[1], 'status', 'STARTED', 'started_at', ARGV[1], 'progress', 0, 'worker', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
+if FINAL[status] then return -2 end
+local attempts = redis.call('HINCRBY', job, 'attempts', 1)
+redis.call('HSET', job, 'status', 'STARTED', 'started_at', now, 'progress', 0, 'worker', worker)
+redis.call('EXPIRE', job, ttl)
 return attempts
-"""
+""")
 # Progress only for a running job (never a missing, pending or final record), and only from its latest
-# attempt when given one (ARGV[2]).
-_PROGRESS = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'STARTED' then return 0 end
-if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'progress', ARGV[1])
+# attempt when given one (`attempt` not empty).
+_PROGRESS = Script(keys=("job",), args=("percent", "attempt"), body="""
+if redis.call('HGET', job, 'status') ~= 'STARTED' then return 0 end
+if attempt ~= '' and redis.call('HGET', job, 'attempts') ~= attempt then return 0 end
+redis.call('HSET', job, 'progress', percent)
 return 1
-"""
-# `_FINISH` also drops the upload (or, given ARGV[8] = '1', keeps it under KEYS[4] as long as the record)
-# and tells waiting long-polls, so a job ends in one round trip. Given an attempt number (ARGV[4]), it writes
+""")
+# `_FINISH` also drops the upload (or, given `keep` = '1', keeps it under `source` as long as the record)
+# and tells waiting long-polls, so a job ends in one round trip. Given an `attempt` number, it writes
 # only if no later attempt has started: a worker cut off mid-job, whose job was meanwhile delivered to
-# another, must not decide how the job ends (nor drop the upload it reads).
+# another, must not decide how the job ends (nor drop the upload it reads). The record's fields follow the
+# named arguments (`unpack(ARGV, EXTRA)`).
 # `allow-oom` (Redis 7): a Redis full under `noeviction` still takes the end of a job that runs (a few
 # hundred bytes, and it frees the upload) and a cancel, while it refuses new jobs and starts: the work done
 # is kept instead of being held, then run again.
-_FINISH = """#!lua flags=allow-oom
-local status = redis.call('HGET', KEYS[1], 'status')
-if status and ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[4] then return 0 end
-if not status or status == 'SUCCESS' or status == 'FAILURE' or status == 'REVOKED' then
-  redis.call('DEL', KEYS[2])
+_FINISH = Script(
+    keys=("job", "blob", "stats", "source"),
+    args=("ttl", "channel", "outcome", "attempt", "count_field", "seconds_field", "seconds", "keep"),
+    extra=True, preamble=(_FINAL_LUA,), body="""#!lua flags=allow-oom
+local status = redis.call('HGET', job, 'status')
+if status and attempt ~= '' and redis.call('HGET', job, 'attempts') ~= attempt then return 0 end
+if not status or FINAL[status] then
+  redis.call('DEL', blob)
   return 0
 end
-local uploads = redis.call('HGET', KEYS[1], 'upload_counter')  -- the owner's uploads in flight (api.intake)
+local uploads = redis.call('HGET', job, 'upload_counter')  -- the owner's uploads in flight (api.intake)
 if uploads and redis.call('EXISTS', uploads) == 1 then
-  redis.call('DECRBY', uploads, redis.call('HGET', KEYS[1], 'upload_bytes'))
+  redis.call('DECRBY', uploads, redis.call('HGET', job, 'upload_bytes'))
 end
-if ARGV[8] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('RENAME', KEYS[2], KEYS[4])
-  redis.call('EXPIRE', KEYS[4], ARGV[1])
+if keep == '1' and redis.call('EXISTS', blob) == 1 then
+  redis.call('RENAME', blob, source)
+  redis.call('EXPIRE', source, ttl)
 else
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', blob)
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 9))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-if ARGV[5] ~= '' then
-  redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
-  redis.call('HINCRBYFLOAT', KEYS[3], ARGV[6], ARGV[7])
-  redis.call('EXPIRE', KEYS[3], STATS_TTL)
+redis.call('HSET', job, unpack(ARGV, EXTRA))
+redis.call('EXPIRE', job, ttl)
+if count_field ~= '' then
+  redis.call('HINCRBY', stats, count_field, 1)
+  redis.call('HINCRBYFLOAT', stats, seconds_field, seconds)
+  redis.call('EXPIRE', stats, STATS_TTL)
 end
-redis.call('PUBLISH', ARGV[2], ARGV[3])
+redis.call('PUBLISH', channel, outcome)
 return 1
-""".replace("STATS_TTL", str(jobstats.STATS_TTL_S))
+""".replace("STATS_TTL", str(jobstats.STATS_TTL_S)))
 NOT_FOUND, ALREADY_FINAL = -1, -2
 
 
 def mark_started(r: redis.Redis, job_id: str, worker: str = "") -> int:
     """Count one more attempt, note the worker (`host:pid`) running it, refresh the record's TTL and return
     the count, or NOT_FOUND / ALREADY_FINAL (nothing written)."""
-    return int(r.eval(_START, 1, job_key(job_id), now(), worker, get_settings().result_ttl_s))  # type: ignore[arg-type]
+    return int(_START(r, job=job_key(job_id), now=now(), worker=worker, ttl=get_settings().result_ttl_s))
 
 
 def start_with_upload(r: redis.Redis, job_id: str, worker: str = "") -> tuple[int, bytes | None]:
     """`mark_started` and the job's upload in one round trip."""
     with r.pipeline(transaction=False) as pipe:
-        pipe.eval(_START, 1, job_key(job_id), now(), worker, get_settings().result_ttl_s)  # type: ignore[arg-type]
+        _START(pipe, job=job_key(job_id), now=now(), worker=worker, ttl=get_settings().result_ttl_s)
         pipe.get(blob_key(job_id))
         attempts, upload = pipe.execute()
     return int(attempts), upload
@@ -210,7 +200,7 @@ def set_progress(r: redis.Redis, job_id: str, percent: int, attempt: int | None 
     """Note a running job's progress; return False, writing nothing, if the job is not running (gone, still
     pending, or already ended) or, given `attempt`, if a later attempt has started."""
     percent = max(0, min(100, int(percent)))
-    return bool(r.eval(_PROGRESS, 1, job_key(job_id), percent, "" if attempt is None else attempt))
+    return bool(_PROGRESS(r, job=job_key(job_id), percent=percent, attempt="" if attempt is None else attempt))
 
 
 def finish(r: redis.Redis, job_id: str, status: JobStatus, *, result: Any = None,
@@ -231,56 +221,9 @@ def finish(r: redis.Redis, job_id: str, status: JobStatus, *, result: Any = None
     stats: tuple[str, str, float | str] = ("", "", "")
     if stats_of is not None:
         stats = jobstats.fields(stats_of[0], status.value, stats_of[1])
-    return bool(r.eval(_FINISH, 4, job_key(job_id), blob_key(job_id), jobstats.stats_key(),  # type: ignore[arg-type]
-                       source_key(job_id), get_settings().result_ttl_s, done_channel(job_id), status.value,
-                       "" if attempt is None else str(attempt), *stats, "1" if keep_upload else "0", *flat))
-
-
-def wait_final(r: redis.Redis, job_id: str, timeout_s: float) -> dict[str, Any] | None:
-    """Return the record as soon as it is final, or as it stands after `timeout_s`.
-
-    Subscribes before reading, so a job finishing in between is never missed. Any message only makes
-    it read the record again, so one left over from an earlier wait on the same connection is harmless.
-    """
-    pubsub, channel = _pubsub(r), done_channel(job_id)
-    try:
-        pubsub.subscribe(channel)
-        deadline = time.monotonic() + timeout_s
-        _await_subscription(pubsub, channel, deadline)
-        record = load(r, job_id)
-        while record is not None and not JobStatus(record["status"]).is_final:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            if pubsub.get_message(timeout=remaining) is not None:
-                record = load(r, job_id)
-        pubsub.unsubscribe(channel)
-        return record
-    except BaseException:
-        _waiting.pubsub = None
-        pubsub.close()
-        raise
-
-
-def _await_subscription(pubsub: PubSub, channel: str, deadline: float) -> None:
-    """Wait for Redis to confirm the subscription: reading the record before that could miss a job
-    finishing in between (its publish would reach no one). Leftovers of earlier waits are skipped."""
-    while time.monotonic() < deadline:
-        response = pubsub.parse_response(block=False, timeout=min(1.0, max(deadline - time.monotonic(), 0.01)))
-        if response is None:
-            continue
-        pubsub.handle_message(response)  # redis-py's own bookkeeping of the subscription
-        if response[0] in (b"subscribe", "subscribe") and response[1] in (channel, channel.encode()):
-            return
-
-
-_waiting = threading.local()
-
-
-def _pubsub(r: redis.Redis) -> PubSub:
-    """This thread's pub/sub connection, kept from one wait to the next: a new one per wait would cost a
-    TCP connect and redis-py's handshake on every long-poll (`close()` disconnects)."""
-    pubsub: PubSub | None = getattr(_waiting, "pubsub", None)
-    if pubsub is None or pubsub.connection_pool is not r.connection_pool:
-        pubsub = _waiting.pubsub = r.pubsub(ignore_subscribe_messages=True)
-    return pubsub
+    count_field, seconds_field, seconds = stats
+    return bool(_FINISH(r, *flat, job=job_key(job_id), blob=blob_key(job_id), stats=jobstats.stats_key(),
+                        source=source_key(job_id), ttl=get_settings().result_ttl_s, channel=done_channel(job_id),
+                        outcome=status.value, attempt="" if attempt is None else str(attempt),
+                        count_field=count_field, seconds_field=seconds_field, seconds=seconds,
+                        keep="1" if keep_upload else "0"))

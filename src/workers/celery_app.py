@@ -14,7 +14,7 @@ from common import logs
 from common.broker import make_celery
 from common.catalog import BY_NAME, CATALOG
 from common.settings import get_settings
-from workers import memory
+from workers import memory, models
 from workers.base import JobTask
 from workers.request import DeclareDeadLetterQueues
 
@@ -91,3 +91,10 @@ def _preload_models(**_: Any) -> None:
     for task in app.tasks.values():
         if isinstance(task, JobTask) and task.job_type in _consumed:
             task.preload()
+    models.keep_reporting()
+
+
+@signals.worker_process_shutdown.connect
+def _withdraw_model_statuses(**_: Any) -> None:
+    """A child that stops (the worker's shutdown, or its replacement) takes back what it reported."""
+    models.withdraw_all()

@@ -1,10 +1,11 @@
 """What the worker's main process decides about a job whose child process did not report back.
 
-Celery runs `JobRequest` (`JobTask.Request`) in the main process for every job. Two cases end there:
+Celery runs `JobRequest` (`JobTask.Request`) in the main process for every job. Two cases end there, each
+decided by the job's lifecycle (`workers.lifecycle`); this module is the Celery side:
 
 - The child died mid-job (`WorkerLostError`: a segfault, the OOM killer, `kill -9`). With late acks
   Celery requeues the message, so a job that kills its worker every time would loop forever. Once the
-  job's record counts `MAX_DELIVERIES` attempts, the job ends FAILURE (`poison_job`) and its message is
+  job's record counts `MAX_DELIVERIES` attempts, the job ends FAILURE (`lifecycle.park_lost`) and its message is
   rejected without requeue: RabbitMQ dead-letters it to `<type>.dead` (`common.broker`).
 - The child ran past the hard time limit and was killed: the record ends FAILURE `time_limit_exceeded`.
 
@@ -13,14 +14,13 @@ If Redis cannot take it (`store.is_outage`), the message is requeued, never ackn
 delivery's `before_start` writes again.
 
 When the whole worker dies, no main process decides: `JobTask.before_start` then refuses a delivery
-past `MAX_DELIVERIES` the same way, without running it.
+past `MAX_DELIVERIES` the same way (`lifecycle.park`), without running it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import socket
 import time
 from typing import Any
 
@@ -32,28 +32,11 @@ from celery.worker import state
 from celery.worker.request import Request
 from kombu import Connection
 
-from common import records
-from common.broker import dead_letter_queue_name, dead_letter_queues
-from common.catalog import BY_NAME
-from common.records import JobStatus
-from common.settings import get_settings
-from common.store import get_redis, is_outage
+from common.broker import dead_letter_queues
+from common.store import is_outage
+from workers import lifecycle
 
 log = logging.getLogger(__name__)
-
-
-def poison_error(job_type: str, attempts: int, last: str | None = None) -> dict[str, str]:
-    queue = dead_letter_queue_name(BY_NAME[job_type].queue)
-    how = f"ended its worker process {attempts} times (last: {last})" if last else \
-        f"was delivered {attempts} times and its worker process ended each time before it finished"
-    return {"code": "poison_job",
-            "message": f"The job {how}; it was not run again and is parked in the dead-letter queue {queue}."}
-
-
-def hard_limit_error(limit_s: float | None) -> dict[str, str]:
-    limit = f" ({limit_s:g} s)" if limit_s else ""
-    return {"code": "time_limit_exceeded",
-            "message": f"The job ran past its hard time limit{limit} and its worker process was stopped."}
 
 
 def _exit_status(exc: BaseException) -> str:
@@ -80,33 +63,20 @@ class JobRequest(Request):  # type: ignore[misc]
     def _park_if_spent(self, exc: BaseException) -> None:
         """Fail the job and dead-letter its message once its record counts `MAX_DELIVERIES` attempts."""
         try:
-            r = get_redis()
-            record = records.load(r, self.id)
-            if record is None or JobStatus(record["status"]).is_final:
-                return  # gone, cancelled or done: the next delivery is dropped by `before_start`
-            attempts = int(record["attempts"])
-            if attempts < get_settings().max_deliveries:
-                return
-            error = poison_error(self.task.job_type, attempts, _exit_status(exc))
-            records.finish(r, self.id, JobStatus.FAILURE, error=error, attempt=attempts,
-                           stats_of=(self.task.job_type, self._run_s()))
-        except redis.RedisError as exc_redis:  # requeue as usual: the next delivery's `before_start` decides
+            parked = lifecycle.park_lost(self.id, self.task.job_type, _exit_status(exc), self._run_s())
+        except redis.RedisError as exc_redis:  # requeue as usual: the next delivery's start decides
             log.warning("job %s: worker lost, its record not read or written (%s: %s); requeued",
                         self.id, type(exc_redis).__name__, exc_redis)
             return
-        log.error("job %s: %s", self.id, error["message"])
-        self.reject(requeue=False)
+        if parked:
+            self.reject(requeue=False)
 
     def _store_hard_limit(self, timeout: float | None) -> None:
-        """End the attempt this child ran FAILURE `time_limit_exceeded` (another worker may have started the
-        job since: then nothing is written). If Redis is unavailable, requeue the message: acknowledging
-        it would leave the job STARTED, with no run to come, until its record expires."""
+        """End the attempt this child ran FAILURE `time_limit_exceeded`. If Redis is unavailable, requeue the
+        message: acknowledging it would leave the job STARTED, with no run to come, until its record expires."""
         try:
-            r = get_redis()
-            record = records.load(r, self.id)
-            if record is not None and record.get("worker") == f"{socket.gethostname()}:{self.worker_pid}":
-                records.finish(r, self.id, JobStatus.FAILURE, error=hard_limit_error(timeout),
-                               attempt=record["attempts"], stats_of=(self.task.job_type, self._run_s()))
+            lifecycle.end_past_hard_limit(self.id, self.task.job_type, lifecycle.this_worker(self.worker_pid),
+                                          timeout, self._run_s())
         except redis.RedisError as exc:
             if not is_outage(exc):
                 log.exception("job %s: hard time limit, record not written", self.id)

@@ -1,12 +1,13 @@
 """The base task's record writes while Redis refuses them, run in this process against a private Redis:
-a start that could not be stored leaves nothing of the previous job's attempt on the task (its fencing
-number), and progress is best effort whatever the refusal."""
+a start that could not be stored leaves nothing of the previous job's attempt (its fencing number) for the
+job, and progress is best effort whatever the refusal."""
 
 from __future__ import annotations
 
 import uuid
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -45,36 +46,39 @@ def new_job() -> str:
     return job_id
 
 
-def start(task: Any, job_id: str) -> None:
-    """What the worker's pool child does before it runs a job's body: the request, then `before_start`."""
+@contextmanager
+def running(task: Any, job_id: str) -> Iterator[Any]:
+    """What the worker's pool child does for a job: push its request, and run the body within it; yields the
+    request (the job's run lives on it, `job_run`, never on the task object)."""
     task.push_request(id=job_id, called_directly=False)
     try:
-        task.before_start(job_id, (), {})
+        yield task.request
     finally:
         task.pop_request()
 
 
 def test_a_start_that_could_not_be_stored_keeps_no_attempt_of_the_previous_job(store: PrivateRedis, task: Any) -> None:
     previous, job_id = new_job(), new_job()
-    start(task, previous)
-    assert task._attempt == 1 and task._started > 0
+    with running(task, previous) as request:
+        task.before_start(previous, (), {})
+        assert request.job_run.attempt == 1 and request.job_run.started > 0
 
     store.stop()
-    with pytest.raises(Reject) as rejected:  # requeued, not acked
-        start(task, job_id)
+    with running(task, job_id) as request, pytest.raises(Reject) as rejected:  # requeued, not acked
+        try:
+            task.before_start(job_id, (), {})
+        finally:
+            assert getattr(request, "job_run", None) is None
+            assert task.current.attempt is None and task.current.started == 0.0 and task.current.upload is None
     assert rejected.value.requeue
-    assert task._attempt is None and task._started == 0.0 and task._upload is None
 
 
 def test_progress_goes_on_while_redis_is_full(store: PrivateRedis, task: Any) -> None:
     job_id = new_job()
-    start(task, job_id)
-    task.push_request(id=job_id, called_directly=False)
-    try:
+    with running(task, job_id):
+        task.before_start(job_id, (), {})
         with full(store):
             task.progress(50)  # refused (OOM): logged, the job goes on
         assert records.load(get_redis(), job_id)["progress"] == 0  # type: ignore[index]
         task.progress(60)
         assert records.load(get_redis(), job_id)["progress"] == 60  # type: ignore[index]
-    finally:
-        task.pop_request()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from common import records
 from common.settings import get_settings
 from common.store import get_redis
+from workers import lifecycle
 from workers.base import JobTask
 from workers.celery_app import job_task
 from workers.detection import core, drawing
@@ -25,15 +26,15 @@ class DetectionTask(JobTask):
         """What `annotated.png` is drawn on, kept as long as the record: the upload when it has at most
         `DETECTION_ANNOTATED_MAX_PIXELS` (kept by the script that stores the job's end), else a smaller preview."""
         preview = drawing.preview(image, get_settings().types["detection"].annotated_max_pixels)
-        self.keeps_upload = preview is None
+        run = self.current
+        run.keeps_upload = preview is None
         if preview is not None:
-            key, ttl_s = records.preview_key(self.request.id), get_settings().result_ttl_s
-            self._store("store its preview", lambda: get_redis().set(key, preview, ex=ttl_s))
+            key, ttl_s = records.preview_key(run.job_id), get_settings().result_ttl_s
+            lifecycle.stored(run, "store its preview", lambda: get_redis().set(key, preview, ex=ttl_s))
 
 
 @job_task("detection", base=DetectionTask)
 def run(self: Any, payload: dict[str, Any]) -> dict[str, object]:
-    self.keeps_upload = False  # until `keep_for_drawing` decides, for this job
     model = self.model
     image = core.decode(self.upload())
     self.progress(30)  # decoded

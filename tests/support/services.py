@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import uuid
-from urllib.parse import quote
 
 import pytest
 import redis
 import requests
 from kombu import Connection
 
-AMQP_ROOT = "amqp://guest:guest@127.0.0.1:5672"
-REDIS_URL = "redis://127.0.0.1:6379/0"
-MANAGEMENT = "http://127.0.0.1:15672/api/"
-AUTH = ("guest", "guest")
+from launcher.sandbox import AMQP_ROOT, AUTH, MANAGEMENT, REDIS_URL, create_vhost, delete_keys, delete_vhost
 
 
 def require_services() -> None:
@@ -37,24 +32,9 @@ def require_services() -> None:
         pytest.fail(f"RabbitMQ's management API is not answering ({exc}); run `make services`", pytrace=False)
 
 
-def create_vhost() -> str:
-    vhost = f"test-{uuid.uuid4().hex[:10]}"
-    url = f"{MANAGEMENT}vhosts/{quote(vhost, safe='')}"
-    requests.put(url, auth=AUTH, timeout=10).raise_for_status()
-    perms = f"{MANAGEMENT}permissions/{quote(vhost, safe='')}/guest"
-    requests.put(perms, json={"configure": ".*", "write": ".*", "read": ".*"}, auth=AUTH, timeout=10).raise_for_status()
-    return vhost
-
-
-def delete_vhost(vhost: str) -> None:
-    requests.delete(f"{MANAGEMENT}vhosts/{quote(vhost, safe='')}", auth=AUTH, timeout=30)
-
-
-def delete_keys(prefix: str) -> None:
-    with redis.Redis.from_url(REDIS_URL) as r:
-        for key in r.scan_iter(match=f"{prefix}*", count=1000):
-            r.delete(key)
-
-
 def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+
+__all__ = ["AMQP_ROOT", "AUTH", "MANAGEMENT", "REDIS_URL", "create_vhost", "delete_keys", "delete_vhost",
+           "rabbitmqctl", "require_services"]

@@ -179,9 +179,10 @@ class Platform:
 
 @contextmanager
 def build(env: dict[str, str], pools: Mapping[str, int], *, name: str = "test", api: bool = True,
-          app: str = CELERY_APP, flags: Sequence[str] = ()) -> Iterator[Platform]:
+          apps: Mapping[str, str] | None = None, flags: Sequence[str] = ()) -> Iterator[Platform]:
     """The API (with `api`) and one pool per entry of `pools` (queue → concurrency; a comma-separated key
-    is one pool on several queues), yielded once every queue has a consumer; all stopped on the way out."""
+    is one pool on several queues), yielded once every queue has a consumer; all stopped on the way out.
+    A pool runs the platform's Celery app, or the one `apps` names for its queue (a test's, a baseline's)."""
     run = uuid.uuid4().hex[:8]
     with ExitStack() as stack:
         platform = Platform(None, env)
@@ -190,7 +191,8 @@ def build(env: dict[str, str], pools: Mapping[str, int], *, name: str = "test", 
             stack.callback(proc.stop)
             platform.procs["api"] = proc
         for queue, concurrency in pools.items():
-            worker = start_worker(env, queue, f"{name}-{queue.replace(',', '+')}-{run}", concurrency, *flags, app=app)
+            node = f"{name}-{queue.replace(',', '+')}-{run}"
+            worker = start_worker(env, queue, node, concurrency, *flags, app=(apps or {}).get(queue, CELERY_APP))
             stack.callback(worker.stop)
             platform.procs[queue] = worker
         wait_consuming(env, [q for key in pools for q in key.split(",")], list(platform.procs.values()),
@@ -199,14 +201,14 @@ def build(env: dict[str, str], pools: Mapping[str, int], *, name: str = "test", 
 
 
 @contextmanager
-def isolated(pools: Mapping[str, int], *, name: str = "test", api: bool = True, app: str = CELERY_APP,
+def isolated(pools: Mapping[str, int], *, name: str = "test", api: bool = True, apps: Mapping[str, str] | None = None,
              flags: Sequence[str] = (), **overrides: str) -> Iterator[Platform]:
     """`build` in a vhost and key prefix of its own on the local RabbitMQ and Redis, both removed after."""
     vhost = sandbox.create_vhost(name)
     prefix = f"{name}-{uuid.uuid4().hex[:8]}:"
     try:
         env = platform_env(f"{sandbox.AMQP_ROOT}/{vhost}", prefix, **overrides)
-        with build(env, pools, name=name, api=api, app=app, flags=flags) as platform:
+        with build(env, pools, name=name, api=api, apps=apps, flags=flags) as platform:
             yield platform
     finally:
         sandbox.delete_vhost(vhost)

@@ -8,11 +8,31 @@ from urllib.parse import quote
 
 import redis
 import requests
+from kombu import Connection
 
 AMQP_ROOT = "amqp://guest:guest@127.0.0.1:5672"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 MANAGEMENT = "http://127.0.0.1:15672/api/"
 AUTH = ("guest", "guest")
+
+
+def unreachable() -> str | None:
+    """One sentence on the first local service that does not answer (RabbitMQ, Redis, the management API)."""
+    try:
+        with Connection(f"{AMQP_ROOT}//", connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:
+        return f"RabbitMQ is not reachable at 127.0.0.1:5672 ({exc}); start it: rabbitmq-server -detached"
+    try:
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3) as r:
+            r.ping()
+    except redis.RedisError as exc:
+        return f"Redis is not reachable at 127.0.0.1:6379 ({exc}); start it: redis-server --daemonize yes"
+    try:
+        requests.get(f"{MANAGEMENT}overview", auth=AUTH, timeout=5).raise_for_status()
+    except requests.RequestException as exc:
+        return f"RabbitMQ's management API is not answering ({exc}); run `make services`"
+    return None
 
 
 def create_vhost(prefix: str = "test") -> str:

@@ -23,7 +23,7 @@ def isolated_platform(queue: str, concurrency: int = 1, app: str = "workers.cele
     `api_pid` (gunicorn's master). `env` overrides the platform's settings (e.g. API_WORKERS, default 1)."""
     if app.startswith("support."):  # a test-only app (e.g. `support.fragile_worker`) lives under tests/
         env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")]), **env}
-    with isolated({queue: concurrency}, name="test", app=app, **{"API_WORKERS": "1", **env}) as platform:
+    with isolated({queue: concurrency}, apps={queue: app}, **{"API_WORKERS": "1", **env}) as platform:
         worker = platform.procs[queue]
         worker.extra.update(vhost=platform.vhost, key_prefix=platform.prefix, api_pid=str(platform.procs["api"].pid))
         assert platform.url is not None

@@ -104,8 +104,8 @@ def platform_env(broker_url: str, prefix: str, redis_url: str = sandbox.REDIS_UR
     """This process's environment without its broker, Redis and key prefix settings, on these instead."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BROKER_", "REDIS_", "KEY_PREFIX"))}
     env.update(BROKER_URL=broker_url, REDIS_URL=redis_url, KEY_PREFIX=prefix, PYTHONPATH=str(PROJECT_ROOT / "src"),
-               PYTHONUNBUFFERED="1", **overrides)
-    return env
+               PYTHONUNBUFFERED="1")
+    return {**env, **overrides}
 
 
 def start_api(env: Mapping[str, str], name: str = "api", app: str = API_APP, wrap: Sequence[str] = (),

@@ -35,8 +35,13 @@ FLOWER = [sys.executable, "-m", "launcher", "flower"]  # what Compose runs: it e
 T = TypeVar("T")
 
 
+class Exited(AssertionError):
+    """A platform process is gone: waiting on it any longer would only hide why."""
+
+
 def until(condition: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.05) -> T:
-    """Return the first truthy value of `condition()`; fail with `what` after `timeout_s`."""
+    """Return the first truthy value of `condition()`; fail with `what` after `timeout_s`, or at once when a
+    process the condition checks has exited (`Exited`)."""
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while True:
@@ -44,6 +49,8 @@ def until(condition: Callable[[], T], timeout_s: float, what: str, interval_s: f
             value = condition()
             if value:
                 return value
+        except Exited:
+            raise
         except Exception as exc:  # the condition may fail while a service comes up
             last_error = exc
         if time.monotonic() > deadline:
@@ -72,7 +79,7 @@ class Proc:
     def alive(self) -> bool:
         """True while it runs; an AssertionError with its last lines once it has exited."""
         if self.popen.poll() is not None:
-            raise AssertionError(f"{self.name} exited with {self.popen.returncode}:\n{self.tail()}")
+            raise Exited(f"{self.name} exited with {self.popen.returncode}:\n{self.tail()}")
         return True
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60) -> int:
@@ -151,12 +158,7 @@ def wait_consuming(env: Mapping[str, str], queues: Sequence[str], procs: Sequenc
         counts = [(listed[q]["consumers"] or 0) if q in listed else consumers(env["BROKER_URL"], q) for q in queues]
         return all(count >= 1 for count in counts)
 
-    try:
-        until(ready, timeout_s, f"a consumer on {', '.join(queues)}", interval_s=0.25)
-    except AssertionError:
-        for proc in procs:
-            proc.alive()  # an exit says more than the timeout
-        raise
+    until(ready, timeout_s, f"a consumer on {', '.join(queues)}", interval_s=0.25)
 
 
 @dataclass
@@ -238,5 +240,6 @@ def settings_of(env: Mapping[str, str]) -> Iterator[None]:
         get_redis.cache_clear()
 
 
-__all__ = ["FLOWER", "LOGS", "Platform", "Proc", "build", "consumers", "free_port", "isolated", "platform_env",
-           "settings_of", "spawn", "start_api", "start_flower", "start_worker", "until", "wait_consuming"]
+__all__ = ["FLOWER", "LOGS", "Exited", "Platform", "Proc", "build", "consumers", "free_port", "isolated",
+           "platform_env", "settings_of", "spawn", "start_api", "start_flower", "start_worker", "until",
+           "wait_consuming"]

@@ -34,7 +34,7 @@ test: install services  ## the test suite (pass pytest options as ARGS="...")
 	$(PY) -m pytest $(ARGS)
 
 bench: install services  ## benchmarks next to their baselines (< 10 min), then docs/benchmarks.md (ARGS="--only submit")
-	$(PY) bench/run.py $(ARGS)
+	$(PY) -m bench.run $(ARGS)
 
 models: install  ## YOLO weights (yolov8n.pt) and their ONNX export into models/; needs internet (ARGS="yolov8s.pt")
 	$(PY) -m workers.detection.weights --onnx $(ARGS)

@@ -2,7 +2,7 @@
 same model exported to ONNX, next to ultralytics `predict` on the same image in a loop in one process
 with the same threads.
 
-    .venv/bin/python bench/detection.py [--size small|full] [--repeat 3] [--images 24] [--engines pytorch,onnx]
+    .venv/bin/python -m bench.detection [--size small|full] [--repeat 3] [--images 24] [--engines pytorch,onnx]
 
 Two platform figures: end to end (HTTP upload + `GET ?wait` from 2 clients, which share the 2 cores with
 the API and the pool), and the worker's (the pool, paused while the images are queued over HTTP, then
@@ -25,22 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import (
-    ROOT,
-    arguments,
-    drained_rate,
-    model_ready,
-    multipart,
-    platform,
-    repeats,
-    row,
-    run_jobs,
-    submit_many,
-    write_result,
-)
-
+from bench.figures import ROOT, arguments, repeats, row, write_result
+from bench.jobs import drained_rate, model_ready, multipart, run_jobs, submit_many
+from bench.platform import platform
 from common.settings import get_settings
-from support import images, models
+from tests.support import images, models
 
 CLIENTS = 4
 PHOTO = images.ASSETS / "bus.jpg"

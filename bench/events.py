@@ -1,6 +1,6 @@
 """What Celery task events cost: the same small jobs run with events (`-E`) and without, in one run.
 
-    PYTHONPATH=src .venv/bin/python bench/events.py [--jobs 600] [--rounds 2] [--concurrency 2] [--no-flower]
+    PYTHONPATH=src .venv/bin/python -m bench.events [--jobs 600] [--rounds 2] [--concurrency 2] [--no-flower]
 
 Each round queues N `audio_length` jobs of a 0.1 s WAV through the API's own submit path (record,
 upload in Redis, confirmed publish), then starts one worker pool on them, with Flower running as
@@ -18,9 +18,7 @@ import argparse
 import datetime as dt
 import io
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -30,8 +28,9 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from launcher.platform import start_flower, start_worker
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 
 def tiny_wav(seconds: float = 0.1, rate: int = 16000) -> bytes:
@@ -56,20 +55,6 @@ class Vhost:
 
     def delete(self) -> None:
         requests.delete(f"{self.base}/vhosts/{self.name}", auth=self.auth, timeout=30)
-
-
-def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as handle:
-        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def queue_jobs(n: int) -> list[str]:
@@ -103,23 +88,20 @@ def finished_at(ids: list[str], deadline_s: float) -> list[float]:
         time.sleep(0.2)  # polling the jobs' records: this is the measurement loop, not test synchronisation
 
 
-def one_round(events: bool, args: argparse.Namespace, env: dict[str, str], logs: Path) -> float:
+def one_round(events: bool, args: argparse.Namespace, env: dict[str, str]) -> float:
     ids = queue_jobs(args.jobs)
-    celery = [sys.executable, "-m", "celery", "-A", "workers.celery_app"]
     mode = "events" if events else "none"
-    flower = None if args.no_flower else start(
-        [*celery, "flower", "--address=127.0.0.1", f"--port={args.flower_port}",
-         *([] if events else ["--enable_events=False"])],
-        {**env, "FLOWER_BASIC_AUTH": "bench:bench"}, logs / f"flower-{mode}.log")
-    worker = start([*celery, "worker", "-Q", "audio_length", "-c", str(args.concurrency), "-n", f"bench-{mode}@%h",
-                    "--loglevel", "WARNING", *(["-E"] if events else [])],
-                   {**env, "WORKER_EVENTS": "1" if events else "0"}, logs / f"worker-{mode}.log")
+    env = {**env, "WORKER_EVENTS": "1" if events else "0"}
+    flower = None if args.no_flower else start_flower(
+        {**env, "FLOWER_HOST": "127.0.0.1", "FLOWER_PORT": str(args.flower_port), "FLOWER_USER": "bench",
+         "FLOWER_PASSWORD": "bench"}, f"bench-flower-{mode}")
+    worker = start_worker(env, "audio_length", f"bench-{mode}", args.concurrency, events=events)
     try:
         stamps = finished_at(ids, deadline_s=60 + args.jobs / 20)
     finally:
-        stop(worker)
+        worker.stop()
         if flower is not None:
-            stop(flower)
+            flower.stop()
     warm = max(10, len(stamps) // 10)
     return (len(stamps) - 1 - warm) / (stamps[-1] - stamps[warm])
 
@@ -142,13 +124,11 @@ def main() -> int:
            "KEY_PREFIX": prefix, "PYTHONPATH": str(ROOT / "src"), "LOG_LEVEL": "WARNING"}
     os.environ.update({k: env[k] for k in ("BROKER_URL", "KEY_PREFIX")})
     get_settings.cache_clear()
-    logs = ROOT / "bench" / "results"
-    logs.mkdir(parents=True, exist_ok=True)
     rates: dict[bool, list[float]] = {True: [], False: []}
     try:
         for i in range(args.rounds):
             for events in (True, False):
-                rates[events].append(one_round(events, args, env, logs))
+                rates[events].append(one_round(events, args, env))
                 print(f"round {i + 1}  {'with events   ' if events else 'without events'}  "
                       f"{rates[events][-1]:7.1f} jobs/s", flush=True)
     finally:

@@ -1,7 +1,7 @@
 """Latency of one small job: HTTP submit + `GET ?wait` of an audio_length job on a tiny WAV, next to
 `apply_async(...).get()` of a no-op Celery task on the same settings, sequentially, in the same run.
 
-    .venv/bin/python bench/latency.py [--size small|full] [--jobs 300] [--repeat 3]
+    .venv/bin/python -m bench.latency [--size small|full] [--jobs 300] [--repeat 3]
 
 One job at a time, each repetition runs the platform's jobs then the baseline's; p50 and p99 are
 taken per repetition and compared within it. The platform's client is a kept-alive http.client
@@ -15,9 +15,11 @@ import statistics
 import time
 
 import requests
-from harness import Http, arguments, multipart, percentile, platform, repeats, row, summary, until, write_result
 
-from support.media import tone
+from bench.figures import arguments, percentile, repeats, row, summary, write_result
+from bench.jobs import Http, multipart
+from bench.platform import platform, until
+from tests.support.media import tone
 
 
 def platform_latency(url: str, jobs: int) -> list[float]:
@@ -51,7 +53,7 @@ def requests_latency(url: str, jobs: int) -> list[float]:
 
 
 def celery_latency(jobs: int) -> list[float]:
-    from noop_app import noop
+    from bench.noop_app import noop
 
     samples = []
     for _ in range(jobs):

@@ -7,8 +7,8 @@ Through the platform a job is HTTP submit + `GET ?wait` (sentiment: the default 
 detection: 1 process with every core's threads, the lowest latency for a lone image); directly it is
 the core's functions.
 
-    .venv/bin/python bench/models.py                  # about 12 minutes on 2 cores (3 runs)
-    .venv/bin/python bench/models.py --weights models/yolov8n.pt
+    .venv/bin/python -m bench.models                  # about 12 minutes on 2 cores (3 runs)
+    .venv/bin/python -m bench.models --weights models/yolov8n.pt
 
 Without trained weights (offline) detection runs on yolov8n with random weights: the same network and
 the same computation, but it finds nothing, so its NMS and drawing have less to do than on real photos.
@@ -30,12 +30,11 @@ from typing import Any, NamedTuple
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+from launcher.platform import isolated, until
+from launcher.sandbox import unreachable
+from tests.support import images
 
-from support import images, services  # noqa: E402
-from support.isolated import isolated_platform  # noqa: E402
-from support.wait import until  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TEXT = "The staff were friendly and the food was excellent, but the room was a little noisy."
 BATCH = [TEXT, "I hate waiting in line.", "The meeting is at noon."] * 85 + [TEXT]  # 256 texts
@@ -137,7 +136,8 @@ def sentiment_direct(args: argparse.Namespace) -> list[Row]:
 
 
 def sentiment_platform(args: argparse.Namespace) -> list[Row]:
-    with isolated_platform("sentiment", 2, SENTIMENT_MODEL="vader") as (url, _):
+    with isolated({"sentiment": 2}, name="bench", API_WORKERS="1", SENTIMENT_MODEL="vader") as platform:
+        url = str(platform.url)
         client = Client(url)
         model = client.model("sentiment")
         timed(lambda: client.run("sentiment", json={"text": TEXT}), 10)  # warm connections
@@ -153,9 +153,9 @@ def sentiment_platform(args: argparse.Namespace) -> list[Row]:
 def detection_direct(paths: list[Path], args: argparse.Namespace) -> list[Row]:
     """Both backends in one fresh process, one image each in turn (so both see the same machine load);
     their load times each in a fresh process of its own, as a worker child loads."""
-    command = [sys.executable, __file__, "--images", str(args.images), "--threads", str(args.threads),
+    command = [sys.executable, "-m", "bench.models", "--images", str(args.images), "--threads", str(args.threads),
                "--direct", *map(str, paths)]
-    done = subprocess.run(command, env=child_env(), capture_output=True, text=True, check=True)
+    done = subprocess.run(command, cwd=ROOT, env=child_env(), capture_output=True, text=True, check=True)
     samples = json.loads(done.stdout.strip().splitlines()[-1])  # after whatever ultralytics prints
     rows = []
     for path in paths:
@@ -183,7 +183,8 @@ def direct_child(paths: list[str], images: int, threads: int) -> None:
 
 def detection_platform(weights: Path, args: argparse.Namespace) -> list[Row]:
     files = {"image": ("bus.jpg", PHOTO)}
-    with isolated_platform("detection", 1, DETECTION_MODEL=str(weights)) as (url, _):
+    with isolated({"detection": 1}, name="bench", API_WORKERS="1", DETECTION_MODEL=str(weights)) as platform:
+        url = str(platform.url)
         client = Client(url)
         model = client.model("detection")
         timed(lambda: client.run("detection", files=files), 3)
@@ -223,7 +224,9 @@ def main() -> None:
     if args.direct:
         direct_child(args.direct, args.images, args.threads)
         return
-    services.require_services()
+    problem = unreachable()
+    if problem:
+        raise SystemExit(problem)
     pt, onnx = detection_weights(args)
     runs = []
     for run in range(1, args.repeat + 1):

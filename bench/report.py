@@ -1,6 +1,6 @@
 """Render the benchmarks' JSON results as `docs/benchmarks.md` and one PNG plot per figure.
 
-    .venv/bin/python bench/report.py [--results bench/results] [--doc docs/benchmarks.md] [--img docs/img]
+    .venv/bin/python -m bench.report [--results bench/results] [--doc docs/benchmarks.md] [--img docs/img]
 
 The numbers come from the JSON files the scripts wrote in the same `make bench`; the prose that
 explains them (what was changed in the platform and why) lives in `bench/notes.md`, kept by hand.
@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ORDER = ("submit", "latency", "throughput", "detection", "sentiment", "scale")
 COMMANDS = """```bash
 make bench                                          # every figure at full size, then this page (< 10 min)
-.venv/bin/python bench/run.py --only latency,submit  # some figures, then this page
-.venv/bin/python bench/submit.py --size small       # one script, seconds: proves it works (what CI runs)
-.venv/bin/python bench/report.py                    # this page again from bench/results/*.json
+.venv/bin/python -m bench.run --only latency,submit  # some figures, then this page
+.venv/bin/python -m bench.submit --size small       # one script, seconds: proves it works (what CI runs)
+.venv/bin/python -m bench.report                    # this page again from bench/results/*.json
 ```"""
 
 

@@ -1,6 +1,6 @@
 """Every benchmark one after the other, then `docs/benchmarks.md` and its plots: what `make bench` runs.
 
-    .venv/bin/python bench/run.py [--size small|full] [--only submit,latency] [--out bench/results] [--no-report]
+    .venv/bin/python -m bench.run [--size small|full] [--only submit,latency] [--out bench/results] [--no-report]
 
 Each script writes its figure to `<out>/<figure>.json`; a figure whose script fails is left out of the
 page (its previous result is removed first), and the exit status is 1.
@@ -36,13 +36,13 @@ def main() -> int:
         (args.out / f"{name}.json").unlink(missing_ok=True)
         began = time.monotonic()
         print(f"== {name}", flush=True)
-        code = subprocess.call([sys.executable, str(ROOT / "bench" / f"{name}.py"), "--size", args.size,
-                                "--out", str(args.out)], cwd=ROOT)
+        code = subprocess.call([sys.executable, "-m", f"bench.{name}", "--size", args.size, "--out", str(args.out)],
+                               cwd=ROOT)
         print(f"== {name}: {'ok' if code == 0 else f'FAILED ({code})'} in {time.monotonic() - began:.0f} s", flush=True)
         if code != 0:
             failed.append(name)
     if not args.no_report:
-        subprocess.check_call([sys.executable, str(ROOT / "bench" / "report.py"), "--results", str(args.out),
+        subprocess.check_call([sys.executable, "-m", "bench.report", "--results", str(args.out),
                                "--doc", str(args.doc), "--img", str(args.img), "--readme", str(ROOT / "README.md")],
                               cwd=ROOT)
     print(f"{len(chosen) - len(failed)} of {len(chosen)} figures in {time.monotonic() - started:.0f} s"

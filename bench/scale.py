@@ -2,7 +2,7 @@
 Redis while the platform is idle, with the N jobs waiting in their queue, while a pool drains them
 (the peak), and once they are all done.
 
-    .venv/bin/python bench/scale.py [--size small|full] [--jobs 10000]
+    .venv/bin/python -m bench.scale [--size small|full] [--jobs 10000]
 
 The jobs are single-text sentiment jobs submitted over HTTP while the pool (2 processes, VADER) has
 its consumer paused (`cancel_consumer`), so they all wait in RabbitMQ; then the consumer is added back.
@@ -20,9 +20,11 @@ import time
 
 import psutil
 import requests
-from harness import Stack, arguments, consuming, platform, queue_info, queue_now, submit_many, until, write_result
 
-from support import services
+from bench.figures import arguments, write_result
+from bench.jobs import submit_many
+from bench.platform import Stack, consuming, platform, queue_info, queue_now, until
+from launcher import sandbox
 
 BODY = json.dumps({"text": "The staff were friendly and the food was excellent."}).encode()
 PHASES = ("idle", "queued", "draining (peak)", "drained")
@@ -56,7 +58,7 @@ def snapshot(stack: Stack, keys: bool = True) -> dict[str, float]:
     """Every figure now (`keys=False`: without counting this run's Redis keys, which only grow)."""
     from common.store import get_redis
 
-    node = requests.get(f"{services.MANAGEMENT}nodes", auth=services.AUTH, timeout=10).json()[0]
+    node = requests.get(f"{sandbox.MANAGEMENT}nodes", auth=sandbox.AUTH, timeout=10).json()[0]
     queue = queue_info(stack.vhost, "sentiment")
     redis_bytes, redis_keys = our_redis_bytes(stack.prefix) if keys else (0, 0)
     return {

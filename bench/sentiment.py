@@ -7,7 +7,7 @@ to the worker's figure of 256-text jobs: in a deployment the clients and the API
 workers' cores. For VADER's 256-text jobs, a floor too: the engine wired by hand into a bare Celery task
 on the same settings and pool size (`bench/noop_app.py`), drained the same way.
 
-    .venv/bin/python bench/sentiment.py [--size small|full] [--repeat 3] [--engines vader,distilbert]
+    .venv/bin/python -m bench.sentiment [--size small|full] [--repeat 3] [--engines vader,distilbert]
 
 Two engines: VADER (the platform's default) and a transformers classifier of DistilBERT-base's size
 (6 layers, dim 768), built offline with random weights: it computes exactly what a trained one does.
@@ -25,19 +25,9 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from harness import (
-    ROOT,
-    arguments,
-    celery_drained_rate,
-    drained_rate,
-    model_ready,
-    platform,
-    repeats,
-    row,
-    run_jobs,
-    submit_many,
-    write_result,
-)
+from bench.figures import ROOT, arguments, repeats, row, write_result
+from bench.jobs import celery_drained_rate, drained_rate, model_ready, run_jobs, submit_many
+from bench.platform import platform
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no progress bars from transformers in the output
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -137,7 +127,7 @@ def measure_engine(engine: str, args: Any, sizes: dict[str, Any]) -> list[dict[s
         url = str(stack.url)
         run_jobs(url, POOL * 4, CLIENTS, "sentiment", single, "application/json")  # warm up
         if by_hand:
-            from noop_app import sentiment
+            from bench.noop_app import sentiment
 
             celery_drained_rate(stack, sentiment, {"texts": BATCH}, POOL * 4, CLIENTS)  # warm up
         direct = start_direct(model)

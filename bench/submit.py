@@ -1,7 +1,7 @@
 """Submit throughput: `POST /v1/jobs/sentiment` with one short text under gunicorn, jobs accepted (202,
 publisher confirms on) per second, next to a trivial Flask endpoint on the same gunicorn settings.
 
-    .venv/bin/python bench/submit.py [--size small|full] [--repeat 3] [--seconds 6] [--tool auto|wrk|python]
+    .venv/bin/python -m bench.submit [--size small|full] [--repeat 3] [--seconds 6] [--tool auto|wrk|python]
 
 No worker consumes the queue (the figure is the API's, not the workers'): the accepted jobs pile up in
 the queue, whose depth is checked against the 202s counted by the load generator, then purged.
@@ -19,8 +19,10 @@ import time
 from typing import Any
 
 import psutil
-from harness import Stack, arguments, platform, repeats, row, start_gunicorn, write_result
-from load import Load, post_load
+
+from bench.figures import arguments, repeats, row, write_result
+from bench.load import Load, post_load
+from bench.platform import Stack, platform, start_gunicorn
 
 BODY = json.dumps({"text": "The staff were friendly and the food was excellent."}).encode()
 PATH = "/v1/jobs/sentiment"
@@ -39,7 +41,7 @@ def queue_depth_and_purge(broker_url: str, queue: str) -> int:
 
 def accepted_per_s(stack: Stack, url: str, queue: str, args: Any, seconds: float) -> tuple[float, Load, int]:
     """Load one server; its accepted jobs per second, the load, and the jobs queued after the load stopped."""
-    from support.services import delete_keys
+    from launcher.sandbox import delete_keys
 
     load = post_load(url + PATH, BODY, "application/json", seconds, args.connections, args.tool)
     depth = queue_depth_and_purge(stack.env["BROKER_URL"], queue)
@@ -96,8 +98,8 @@ def main() -> None:
     late: list[int] = []
     with platform({}) as stack:
         run = stack.prefix[6:14]
-        trivial, trivial_url = start_gunicorn(stack.env, "trivial_app:app", f"bench-trivial-{run}")
-        lean, lean_url = start_gunicorn(stack.env, "lean_app:app", f"bench-lean-{run}")
+        trivial, trivial_url = start_gunicorn(stack.env, "bench.trivial_app:app", f"bench-trivial-{run}")
+        lean, lean_url = start_gunicorn(stack.env, "bench.lean_app:app", f"bench-lean-{run}")
         try:
             servers = {"trivial": (trivial_url, ""), "platform": (str(stack.url), "sentiment"),
                        "lean": (lean_url, "lean")}

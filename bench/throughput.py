@@ -2,7 +2,7 @@
 pool, jobs finished per second; next to N no-op Celery tasks sent with `apply_async`, then run by a
 pool of the same settings (same concurrency, same Celery configuration, same flags).
 
-    .venv/bin/python bench/throughput.py [--size small|full] [--jobs 2000] [--repeat 5]
+    .venv/bin/python -m bench.throughput [--size small|full] [--jobs 2000] [--repeat 5]
 
 Both pools run from the start. Each measure pauses its pool's consumer (Celery's `cancel_consumer`),
 queues its N jobs (4 HTTP clients, or 4 `apply_async` threads), then resumes it, so the figure is the
@@ -14,20 +14,10 @@ shared cores (one run of 3 gave 0.51, 0.80 and 0.87).
 
 from __future__ import annotations
 
-from harness import (
-    Stack,
-    arguments,
-    celery_drained_rate,
-    drained_rate,
-    multipart,
-    platform,
-    repeats,
-    row,
-    submit_many,
-    write_result,
-)
-
-from support.media import tone
+from bench.figures import arguments, repeats, row, write_result
+from bench.jobs import celery_drained_rate, drained_rate, multipart, submit_many
+from bench.platform import Stack, platform
+from tests.support.media import tone
 
 CLIENTS = 4
 
@@ -43,7 +33,7 @@ def platform_rate(stack: Stack, n: int) -> float:
 
 
 def baseline_rate(stack: Stack, n: int) -> float:
-    from noop_app import noop
+    from bench.noop_app import noop
 
     return celery_drained_rate(stack, noop, {}, n, CLIENTS)
 

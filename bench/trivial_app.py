@@ -1,6 +1,6 @@
 """The baseline of the submit figure: a trivial Flask endpoint, served by the same gunicorn settings as the API.
 
-    gunicorn -c src/api/gunicorn_conf.py trivial_app:app   (with bench/ on PYTHONPATH)
+    gunicorn -c src/api/gunicorn_conf.py bench.trivial_app:app   (from the checkout's root)
 """
 
 import uuid

@@ -8,12 +8,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import requests
 
+from launcher.platform import wait_consuming
 from support import models, services
 from support.jobs import ApiSession
 from support.processes import Proc, env_for, settings_of, start_api, start_worker
-from support.wait import until
 from support.web import Site
 
 RUN = uuid.uuid4().hex[:8]
@@ -60,18 +59,12 @@ def workers(platform_env: dict[str, str], api_url: str) -> Iterator[dict[str, Pr
 
     procs = {t.name: start_worker(platform_env, t.queue, f"{t.name}-{RUN}", 2 if t.name != "detection" else 1)
              for t in CATALOG}
-
-    def all_consuming() -> bool:
+    try:
+        wait_consuming(platform_env, [t.queue for t in CATALOG], list(procs.values()), api_url)
+        yield procs
+    finally:
         for proc in procs.values():
-            if proc.popen.poll() is not None:
-                raise AssertionError(f"worker {proc.name} exited:\n{proc.tail()}")
-        queues = requests.get(f"{api_url}/ready", timeout=5).json()["queues"]
-        return all(queues[t.queue]["consumers"] >= 1 for t in CATALOG)
-
-    until(all_consuming, 120, "a worker consuming every queue")
-    yield procs
-    for proc in procs.values():
-        proc.stop()
+            proc.stop()
 
 
 @pytest.fixture

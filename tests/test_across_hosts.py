@@ -6,7 +6,6 @@ when its link comes back."""
 from __future__ import annotations
 
 import datetime as dt
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,11 +18,12 @@ import redis
 import requests
 from kombu import Connection
 
+from launcher.platform import start_api, start_worker
 from support.jobs import FINAL, ApiSession, submit, wait_final
 from support.media import tone
-from support.netns import Host, Network, two_hosts, worker_args
+from support.netns import Host, Network, two_hosts
 from support.private import PrivateBroker, private_rabbitmq, private_redis
-from support.processes import Proc, env_for, free_port, spawn
+from support.processes import Proc, env_for
 from support.wait import until
 from support.web import Site
 
@@ -88,12 +88,11 @@ def cluster() -> Iterator[Cluster]:
                "RABBITMQ_MANAGEMENT_URL": broker.management_url, "FETCH_ALLOWLIST": net.gateway,
                "BROKER_HEARTBEAT_S": str(HEARTBEAT_S)}
         try:
-            port = free_port()
-            gunicorn = [sys.executable, "-m", "gunicorn", "-c", "src/api/gunicorn_conf.py", "api.wsgi:app"]
-            procs.append(spawn(f"api-{net.bridge}", gunicorn, {**env, "API_PORT": str(port), "API_WORKERS": "1"}))
-            workers = {h.ns: h.spawn(f"audio-{h.ns}", worker_args(QUEUE, h.ns), env) for h in net.hosts}
+            api_proc, api = start_api({**env, "API_WORKERS": "1"}, f"api-{net.bridge}", wait=False)
+            procs.append(api_proc)
+            workers = {h.ns: start_worker(env, QUEUE, f"audio-{h.ns}", wrap=h.wrap) for h in net.hosts}
             procs += workers.values()
-            with ApiSession(f"http://127.0.0.1:{port}") as http, redis.Redis.from_url(store.url) as r:
+            with ApiSession(api) as http, redis.Redis.from_url(store.url) as r:
                 found = Cluster(net, broker, r, site, http, workers)
                 addresses = sorted(h.address for h in net.hosts)
                 until(lambda: alive(procs) and found.consumer_hosts() == addresses, 120,

@@ -7,7 +7,6 @@ it never disturbs the shared services other tests run against. Figures are print
 from __future__ import annotations
 
 import secrets
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ import pytest
 import redis
 import requests
 
+from launcher.platform import start_flower
 from support import services
 from support.faults import (
     RUN,
@@ -36,7 +36,7 @@ from support.faults import (
 )
 from support.media import tone
 from support.private import private_rabbitmq, private_redis
-from support.processes import Proc, free_port, spawn, start_api, start_worker
+from support.processes import Proc, free_port, start_api, start_worker
 from support.wait import until
 from support.web import Site
 
@@ -171,7 +171,7 @@ def test_broker_restart_under_load_loses_no_job(site: Site) -> None:
     with private_rabbitmq() as broker:
         env = platform_env(prefix, broker.url, broker.management_url, services.REDIS_URL,
                            FLOWER_USER="faults", FLOWER_PASSWORD=password, FLOWER_PORT=str(free_port()))
-        flower = spawn(f"flower-faults-{RUN}", [sys.executable, "-m", "launcher", "flower"], env)
+        flower = start_flower(env, f"flower-faults-{RUN}")
         api_proc, api = start_api(env)
         worker: Proc | None = None
         try:

@@ -22,7 +22,10 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "0"}
 def model_env(settings: Settings) -> dict[str, str]:
     """Model libraries stay offline unless ALLOW_DOWNLOADS; ultralytics never pip-installs at run time."""
     return {"YOLO_AUTOINSTALL": "0"} if settings.allow_downloads else OFFLINE
-CELERY = [sys.executable, "-m", "celery", "-A", "workers.celery_app"]
+
+
+API_APP = "api.wsgi:app"
+CELERY_APP = "workers.celery_app"
 
 
 @dataclass(frozen=True)
@@ -88,16 +91,26 @@ def demo_pages_spec(settings: Settings, env: dict[str, str]) -> Spec:
     return Spec("pages", [sys.executable, "-m", "launcher.demo_pages", str(settings.demo_pages_port)], env)
 
 
+def api_argv(app: str = API_APP) -> list[str]:
+    """gunicorn on the platform's own settings serving `app` (another app: a benchmark's baseline)."""
+    return [sys.executable, "-m", "gunicorn", "-c", "src/api/gunicorn_conf.py", app]
+
+
 def api_spec(env: dict[str, str]) -> Spec:
-    return Spec("api", [sys.executable, "-m", "gunicorn", "-c", "src/api/gunicorn_conf.py", "api.wsgi:app"], env)
+    return Spec("api", api_argv(), env)
+
+
+def worker_argv(queue: str, node: str, concurrency: int, loglevel: str, events: bool = False,
+                app: str = CELERY_APP) -> list[str]:
+    """One Celery worker pool consuming `queue` (a comma-separated list is several queues)."""
+    argv = [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queue, "-n", f"{node}@%h",
+            "-c", str(concurrency), "--loglevel", loglevel]
+    return [*argv, "-E"] if events else argv
 
 
 def worker_spec(settings: Settings, job_type: JobType, env: dict[str, str]) -> Spec:
-    pool = settings.types[job_type.name]
-    argv = [*CELERY, "worker", "-Q", job_type.queue, "-n", f"{job_type.name}@%h", "-c", str(pool.concurrency),
-            "--loglevel", settings.log_level]
-    if settings.worker_events:
-        argv.append("-E")
+    concurrency = settings.types[job_type.name].concurrency
+    argv = worker_argv(job_type.queue, job_type.name, concurrency, settings.log_level, settings.worker_events)
     return Spec(job_type.name, argv, {**env, **model_env(settings)})
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,9 +30,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from kombu import Connection
 
+from launcher.platform import build
 from support import services
 from support.private import private_redis
-from support.processes import Proc, env_for, free_port, spawn, start_worker
+from support.processes import env_for
 from support.wait import until
 
 RECORD_BUDGET = 4096  # bytes of Redis memory a job's record, its counters and its keys may take
@@ -62,30 +62,16 @@ class Hostile:
 @pytest.fixture(scope="module")
 def hostile() -> Iterator[Hostile]:
     with private_redis() as store:
-        vhost, port = services.create_vhost(), free_port()
-        env = env_for(vhost, f"hostile-{uuid.uuid4().hex[:8]}:", API_PORT=str(port), API_WORKERS="2",
-                      SENTIMENT_MODEL="vader")
+        vhost = services.create_vhost()
+        env = env_for(vhost, f"hostile-{uuid.uuid4().hex[:8]}:", API_WORKERS="2", SENTIMENT_MODEL="vader")
         env["REDIS_URL"] = store.url
-        api = spawn(f"api-hostile-{port}", [sys.executable, "-m", "gunicorn", "-c", "src/api/gunicorn_conf.py",
-                                            "api.wsgi:app"], env)
-        worker = start_worker(env, ",".join(RUN_TYPES), f"hostile-{port}")
         try:
-            url = f"http://127.0.0.1:{port}"
-            until(lambda: _consuming(url, api, worker), 120, f"the hostile run's platform at {url}")
-            client = redis.Redis.from_url(store.url)
-            yield Hostile(url, env, client, int(client.info("memory")["used_memory"]))
+            with build(env, {",".join(RUN_TYPES): 1}, name="hostile") as platform:
+                assert platform.url is not None
+                client = redis.Redis.from_url(store.url)
+                yield Hostile(platform.url, env, client, int(client.info("memory")["used_memory"]))
         finally:
-            worker.stop()
-            api.stop()
             services.delete_vhost(vhost)
-
-
-def _consuming(url: str, *procs: Proc) -> bool:
-    for proc in procs:
-        if proc.popen.poll() is not None:
-            raise AssertionError(f"{proc.name} exited:\n{proc.tail()}")
-    queues = requests.get(f"{url}/ready", timeout=5).json()["queues"]
-    return all(queues[name]["consumers"] >= 1 for name in RUN_TYPES)
 
 
 def test_generated_requests_to_every_route(hostile: Hostile) -> None:

@@ -5,6 +5,7 @@ where the figures come from."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +15,15 @@ import pytest
 from support import services
 
 ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}  # the benchmarks run as `make bench` runs them
 FIGURES = ("submit", "latency", "throughput", "detection", "sentiment", "scale")
 
 
 @pytest.mark.parametrize("figure", FIGURES)
 def test_the_script_runs_and_writes_its_figure(figure: str, tmp_path: Path) -> None:
     services.require_services()
-    done = subprocess.run([sys.executable, f"bench/{figure}.py", "--size", "small", "--out", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=280)
+    done = subprocess.run([sys.executable, "-m", f"bench.{figure}", "--size", "small", "--out", str(tmp_path)],
+                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=280)
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     result = json.loads((tmp_path / f"{figure}.json").read_text())
     assert result["figure"] == figure and result["size"] == "small"
@@ -40,8 +42,8 @@ def test_the_report_renders_a_page_and_a_plot_per_figure(tmp_path: Path) -> None
         (results / f"{figure}.json").write_text(json.dumps(_result(figure)))
     doc, img, readme = tmp_path / "docs" / "benchmarks.md", tmp_path / "docs" / "img", tmp_path / "README.md"
     readme.write_text("# x\n\n## Performance\n\n<!-- performance -->\nold\n<!-- /performance -->\n\n## Next\n")
-    subprocess.run([sys.executable, "bench/report.py", "--results", str(results), "--doc", str(doc), "--img", str(img),
-                    "--readme", str(readme)], cwd=ROOT, check=True, capture_output=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "bench.report", "--results", str(results), "--doc", str(doc), "--img",
+                    str(img), "--readme", str(readme)], cwd=ROOT, env=ENV, check=True, capture_output=True, timeout=120)
     page = doc.read_text()
     performance = readme.read_text()
     assert "old" not in performance and performance.endswith("<!-- /performance -->\n\n## Next\n")
@@ -56,8 +58,7 @@ def test_the_report_renders_a_page_and_a_plot_per_figure(tmp_path: Path) -> None
 
 
 def _result(figure: str) -> dict:
-    sys.path.insert(0, str(ROOT / "bench"))
-    from harness import row
+    from bench.figures import row
 
     machine = {"cpu": "test", "cores": 2, "memory_gib": 1.0, "os": "test", "python": "3", "load_avg": [1.0, 1.0, 1.0]}
     common = {"figure": figure, "size": "small", "repeat": 3, "method": f"{figure} method.", "machine": machine,

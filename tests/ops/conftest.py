@@ -5,16 +5,16 @@ Compose starts it (`python -m launcher flower`)."""
 from __future__ import annotations
 
 import re
-import sys
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import requests
 
+from launcher.platform import start_api, start_flower
 from ops.stack import HELD, Flower, OpsPlatform
 from support import services
-from support.processes import env_for, free_port, spawn, start_worker
+from support.processes import env_for, free_port, start_worker
 from support.wait import until
 
 
@@ -26,22 +26,18 @@ def ops() -> Iterator[OpsPlatform]:
     vhost = services.create_vhost()
     run = uuid.uuid4().hex[:8]
     prefix = f"test-ops-{run}:"
-    env = env_for(vhost, prefix, LOG_FORMAT="json", RABBITMQ_MANAGEMENT_URL=services.MANAGEMENT.replace(
-        "http://", "http://guest:guest@"))
-    port = free_port()
-    api_proc = spawn(f"ops-api-{run}", [sys.executable, "-m", "gunicorn", "-c", "src/api/gunicorn_conf.py",
-                                        "api.wsgi:app"], {**env, "API_PORT": str(port), "API_WORKERS": "2"})
-    api = f"http://127.0.0.1:{port}"
+    env = env_for(vhost, prefix, LOG_FORMAT="json", API_WORKERS="2",
+                  RABBITMQ_MANAGEMENT_URL=services.MANAGEMENT.replace("http://", "http://guest:guest@"))
+    api_proc, api = start_api(env, f"ops-api-{run}")
     workers = {t.name: start_worker(env, t.queue, f"ops-{t.name}-{run}", 1) for t in CATALOG if t.name != HELD}
 
     def consuming() -> bool:
         for proc in workers.values():
-            assert proc.popen.poll() is None, f"worker {proc.name} exited:\n{proc.tail()}"
+            proc.alive()
         queues = {q["name"]: q for q in requests.get(f"{api}/v1/queues", timeout=5).json()["queues"]}
         return all((queues[name]["consumers"] or 0) >= 1 for name in workers)
 
     try:
-        until(lambda: requests.get(f"{api}/health", timeout=1).ok, 60, f"the API at {api}\n{api_proc.tail()}")
         until(consuming, 120, "a consumer on every queue but the held one in /v1/queues")
         yield OpsPlatform(env, api, api_proc, workers, prefix)
     finally:
@@ -57,7 +53,7 @@ def flower(ops: OpsPlatform) -> Iterator[Flower]:
     port = free_port()
     env = {**ops.env, "FLOWER_PORT": str(port), "FLOWER_USER": "ops"}
     env.pop("FLOWER_PASSWORD", None)
-    proc = spawn(f"flower-{port}", [sys.executable, "-m", "launcher", "flower"], env)
+    proc = start_flower(env, f"flower-{port}")
     url = f"http://127.0.0.1:{port}"
     try:
         match = until(lambda: re.search(r"Flower password for this run: (\S+)", proc.tail(200)), 30,

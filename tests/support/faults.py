@@ -13,9 +13,9 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from launcher.platform import wait_consuming
 from support import services
 from support.processes import Proc, env_for, start_api, start_worker
-from support.wait import until
 
 RUN = uuid.uuid4().hex[:8]
 FINAL = ("SUCCESS", "FAILURE", "REVOKED")
@@ -36,8 +36,7 @@ def platform(env: dict[str, str], name: str, concurrency: int = 2,
     api, url = start_api(env)
     worker = start_worker(env, "audio_length", f"{name}-{RUN}", concurrency, app=app)
     try:
-        until(lambda: alive(worker) and requests.get(f"{url}/ready", timeout=5).json()["queues"]["audio_length"]
-              ["consumers"] >= 1, 120, f"the {name} worker consuming\n{worker.tail()}")
+        wait_consuming(env, ["audio_length"], [api, worker], url)
         yield url, worker
     finally:
         worker.stop()
@@ -45,8 +44,7 @@ def platform(env: dict[str, str], name: str, concurrency: int = 2,
 
 
 def alive(proc: Proc) -> bool:
-    assert proc.popen.poll() is None, f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}"
-    return True
+    return proc.alive()
 
 
 @contextmanager

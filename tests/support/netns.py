@@ -12,14 +12,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psutil
-
-from support.processes import Proc, spawn
 
 TAG = "xh"
 _OURS = re.compile(rf"^(?:br|v)?{TAG}(\d+)")
@@ -37,9 +34,11 @@ class Host:
     def restore(self) -> None:
         ip("link", "set", self.link, "up")
 
-    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> Proc:
-        """A process inside the namespace (`ip netns exec` execs it: the pid is the process's own)."""
-        return spawn(name, ["ip", "netns", "exec", self.ns, *args], env)
+    @property
+    def wrap(self) -> list[str]:
+        """Put in front of a command, it runs inside the namespace (`ip netns exec` execs it: the pid stays
+        the process's own)."""
+        return ["ip", "netns", "exec", self.ns]
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,3 @@ def remove_leftovers() -> None:
 
     _delete([n for n in links if dead(n)], [n for n in namespaces if dead(n)])
 
-
-def worker_args(queue: str, node: str, concurrency: int = 1) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", queue, "-n", f"{node}@%h",
-            "-c", str(concurrency), "--loglevel", "INFO"]

@@ -11,6 +11,7 @@ from typing import Any
 import redis
 import requests
 
+from launcher.platform import wait_consuming
 from support import services
 from support.processes import Proc, env_for, start_worker
 from support.wait import until
@@ -43,11 +44,7 @@ def worker_pool(env: dict[str, str], api: str, queue: str = "audio_length", conc
     """A worker pool consuming `queue`, once the API's `/ready` counts it."""
     worker = start_worker(env, queue, f"{queue}-{uuid.uuid4().hex[:6]}", concurrency)
     try:
-        def consuming() -> bool:
-            assert worker.popen.poll() is None, f"{worker.name} exited:\n{worker.tail()}"
-            return bool(requests.get(f"{api}/ready", timeout=10).json()["queues"][queue]["consumers"])
-
-        until(consuming, 120, f"the {queue} worker consuming")
+        wait_consuming(env, [queue], [worker], api)
         yield worker
     finally:
         worker.stop()

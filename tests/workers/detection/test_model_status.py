@@ -5,7 +5,6 @@ detection pools, one with weights missing, on their own vhost and key prefix."""
 from __future__ import annotations
 
 import signal
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +14,10 @@ import pytest
 import requests
 
 from common import model_status
+from launcher import platform as launcher_platform
 from support import images, services
 from support.models import detection_weights
-from support.processes import Proc, env_for, free_port, spawn, start_worker
+from support.processes import Proc, env_for, free_port, start_worker
 from support.wait import until
 
 MISSING = "yolov8n-absent.pt"
@@ -28,11 +28,9 @@ def platform(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], list[Proc]]]
     """(API URL, platform env, the processes to stop): the API only, no worker yet."""
     vhost, prefix, port = services.create_vhost(), f"test-{uuid.uuid4().hex[:8]}:", free_port()
     env = env_for(vhost, prefix, API_PORT=str(port), API_WORKERS="1", ALLOW_DOWNLOADS="0")
-    procs = [spawn(f"api-model-status-{prefix[5:-1]}", [sys.executable, "-m", "gunicorn", "-c",
-                                                         "src/api/gunicorn_conf.py", "api.wsgi:app"], env)]
-    url = f"http://127.0.0.1:{port}"
+    api, url = launcher_platform.start_api(env)
+    procs = [api]
     try:
-        until(lambda: requests.get(f"{url}/health", timeout=1).ok, 60, f"the API at {url}")
         yield url, env, procs
     finally:
         for proc in reversed(procs):

@@ -63,7 +63,8 @@ def _read(name: str, word: str) -> str:
 def _fields_of(listing: dict[str, Any]) -> str:
     """What the type's JSON body takes, and its example when the API gives one."""
     schema = listing.get("inputs", {}).get("json") or {}
-    names = list(schema.get("properties", {}))
+    shapes = [schema, *schema.get("$defs", {}).values()]  # a union of shapes keeps each in `$defs`
+    names = list(dict.fromkeys(name for shape in shapes for name in shape.get("properties", {})))
     takes = f"it takes {', '.join(names)}" if names else "see GET /v1/job-types"
     example = listing.get("example")
     if isinstance(example, dict) and example:

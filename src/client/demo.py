@@ -77,35 +77,21 @@ def example_jobs(job_type: str, listing: dict[str, Any]) -> list[Job]:
 
 
 def models_unavailable(types: dict[str, dict[str, Any]], ready: dict[str, Any] | None) -> dict[str, str]:
-    """Type → why and how to install, for each type whose queue `/ready` reports with a model no worker
-    has loaded (every worker's report unavailable; a type with no report is not skipped)."""
+    """Type → why, and how to install it, for each type whose queue `/ready` reports with the model
+    "unavailable" (the API says "loaded" as soon as one live worker has it; no report: not skipped)."""
     queues = (ready or {}).get("queues") or {}
     found = {}
     for job_type, listing in types.items():
         model = (queues.get(listing.get("queue", job_type)) or {}).get("model")
-        if isinstance(model, dict) and _unavailable_everywhere(model):
+        if isinstance(model, dict) and model.get("status") == "unavailable":
             found[job_type] = _reason(model, listing)
     return found
 
 
-def _workers(model: dict[str, Any]) -> list[Any]:
-    """Per-worker reports when `/ready` gives them (a list, or a dict by worker), else none."""
-    workers = model.get("workers")
-    return list(workers.values()) if isinstance(workers, dict) else workers if isinstance(workers, list) else []
-
-
-def _unavailable_everywhere(model: dict[str, Any]) -> bool:
-    workers = _workers(model)
-    if workers:
-        return all(isinstance(w, dict) and w.get("status") == "unavailable" for w in workers)
-    return model.get("status") == "unavailable"
-
-
 def _reason(model: dict[str, Any], listing: dict[str, Any]) -> str:
-    first = next((w for w in _workers(model) if isinstance(w, dict)), {})
-    message = str(model.get("message") or first.get("message") or "not loaded")
-    declared: dict[str, Any] = listing["model"] if isinstance(listing.get("model"), dict) else {}
-    hint = model.get("hint") or model.get("install") or declared.get("hint") or declared.get("install")
+    """The workers' reason, followed by the type's install hint from `/v1/job-types` unless it says it already."""
+    message = str(model.get("message") or "the model did not load")
+    hint = listing.get("model_hint")
     return message if not hint or str(hint) in message else f"{message} {hint}"
 
 

@@ -97,12 +97,14 @@ def test_a_page_the_workers_could_not_fetch_comes_with_what_to_do() -> None:
 
 def test_a_type_is_skipped_only_when_every_worker_lacks_its_model() -> None:
     types = {t: {"queue": t} for t in ("detection", "sentiment", "scrape")}
-    lost = {"status": "unavailable", "message": "The weights are not here: put them in models/."}
+    types["detection"]["model_hint"] = "`make models` fetches them."
+    lost = {"status": "unavailable", "message": "The weights are not here: put them in models/.",
+            "workers": {"loaded": 0, "unavailable": 2}}
     ready = {"queues": {"detection": {"consumers": 2, "model": lost},
                         "sentiment": {"consumers": 2, "model": {"status": "loaded", "model": "vader"}},
                         "scrape": {"consumers": 1}}}
-    assert models_unavailable(types, ready) == {"detection": lost["message"]}
-    ready["queues"]["detection"]["model"] = {"workers": [lost, {"status": "loaded"}]}
+    assert models_unavailable(types, ready) == {"detection": f"{lost['message']} `make models` fetches them."}
+    ready["queues"]["detection"]["model"] = {"status": "loaded", "workers": {"loaded": 1, "unavailable": 1}}
     assert models_unavailable(types, ready) == {}
     assert models_unavailable(types, None) == {}
 

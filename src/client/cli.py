@@ -1,8 +1,9 @@
 """`python -m client`: submit many jobs at once, watch them, collect every result.
 
-One subcommand per job type (named as the type), `run` for a JSON Lines file of mixed jobs, and `demo`.
-Exit status: 0 when every job succeeded, 1 when any failed, 2 for a usage error or an unreachable API,
-130 after Ctrl-C.
+`submit TYPE key=value … [FILE …]` for any job type the API lists; friendlier subcommands (files, folders,
+globs, CSV) for the types that gain from them; `run` for a JSON Lines file of mixed jobs; and `demo`.
+Exit status: 0 when every job succeeded, 1 when any failed (or `demo --strict` skipped a type), 2 for a
+usage error or an unreachable API, 130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from client import demo, report, sources
+from client import demo, generic, report, sources
 from client.runner import Options, Outcome, execute
 from client.session import Api, ClientError, Retry
 from client.sources import Plan, UsageError
 
 DEFAULT_API = "http://127.0.0.1:8000"
 EXAMPLES = """examples:
-  python -m client demo
+  python -m client demo                                  (--strict: a type skipped for want of its model fails it)
+  python -m client submit sentiment text="I love it"     (any type the API lists; values are JSON when they parse)
+  python -m client submit sentiment 'texts=["Great.", "Awful."]'
+  python -m client submit detection confidence=0.4 a.jpg (a file goes in the type's upload field)
   python -m client sentiment "I love it" "I hate it"        (or --file reviews.txt, --csv reviews.csv --column text)
   python -m client detection photos/ 'shots/**/*.jpg' --confidence 0.4
   python -m client audio_length song.mp3 recordings/ https://example.com/clip.ogg
@@ -62,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = [common_options()]
+    p = sub.add_parser("submit", parents=common, help="any job type the API lists: TYPE key=value … [FILE …]",
+                       description=generic.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("type", metavar="TYPE", help="a job type the API lists (GET /v1/job-types)")
+    p.add_argument("words", nargs="*", metavar="KEY=VALUE|FILE",
+                   help="fields (JSON when they parse, else text; key=@file reads the value from a file) and files")
     p = sub.add_parser("sentiment", parents=common, help="texts → sentiment")
     p.add_argument("texts", nargs="*", help="texts to classify")
     p.add_argument("--file", "-f", action="append", default=[], help="a text file, one text per line (- is stdin)")
@@ -83,9 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help='one job per line: {"type": ..., <JSON body>} or {"type": ..., "file": PATH}')
     p = sub.add_parser("demo", parents=common, help="a few jobs of every type, from inputs made here (offline)")
     p.add_argument("--only", type=lambda s: [t for t in s.split(",") if t], help="comma-separated job types")
-    p.add_argument("--pages", default=os.environ.get("DEMO_PAGES_URL") or demo.DEFAULT_PAGES_URL, metavar="URL",
-                   help="where the workers fetch the demo's pages, which `make up` serves (DEMO_PAGES_URL; "
-                        f"default {demo.DEFAULT_PAGES_URL})")
+    p.add_argument("--strict", action="store_true",
+                   help="a type skipped because no worker has its model makes the demo fail (exit 1)")
+    p.add_argument("--pages", default=demo.pages_url(), metavar="URL",
+                   help="where the workers fetch the demo's pages, which `make up` serves on 127.0.0.1 at "
+                        "DEMO_PAGES_PORT (env DEMO_PAGES_URL, else http://127.0.0.1:$DEMO_PAGES_PORT; default "
+                        f"{demo.DEFAULT_PAGES_URL})")
     return parser
 
 
@@ -97,11 +109,15 @@ def _positive(text: str) -> int:
 
 
 @contextmanager
-def plan_of(args: argparse.Namespace, types: dict[str, dict[str, Any]]) -> Iterator[Plan]:
+def plan_of(args: argparse.Namespace, api: Api, log: Console) -> Iterator[Plan]:
     """The jobs the command line asks for, checked against the job types the API has."""
+    types = api.load_types()
     if args.command == "demo":
-        wanted = args.only or list(types)
-        yield sources.listed(demo.demo_jobs([t for t in wanted if _known(t, types)], args.pages))
+        yield demo_plan(args, types, api.readiness(), log)
+        return
+    if args.command == "submit":
+        _known(args.type, types)
+        yield sources.listed(generic.jobs(args.type, args.words, types[args.type]))
         return
     if args.command == "sentiment" and "-" in args.file:
         _known("sentiment", types)
@@ -111,6 +127,18 @@ def plan_of(args: argparse.Namespace, types: dict[str, dict[str, Any]]) -> Itera
     for job_type in sorted({job.type for job in jobs}):
         _known(job_type, types)
     yield sources.listed(jobs)
+
+
+def demo_plan(args: argparse.Namespace, types: dict[str, dict[str, Any]], ready: dict[str, Any] | None,
+              log: Console) -> Plan:
+    """The demo's jobs; one line per type it skips (why, and how to install what is missing)."""
+    wanted = args.only or list(types)
+    planned = demo.plan(types, [t for t in wanted if _known(t, types)], ready, args.pages)
+    for job_type, why in planned.skipped.items():
+        log.print(Text.assemble((f"skipped {job_type}: ", "bold yellow"), (why, "yellow")), soft_wrap=True)
+    if not planned.jobs:
+        raise UsageError("nothing to run: every job type asked for was skipped")
+    return Plan(planned.jobs, len(planned.jobs), list(planned.skipped))
 
 
 def _known(job_type: str, types: dict[str, dict[str, Any]]) -> bool:
@@ -164,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     log = Console(stderr=True, highlight=False, log_path=False)
     started = time.monotonic()
     try:
-        outcomes, stopped = run(args, log)
+        outcomes, stopped, skipped = run(args, log)
     except (UsageError, ClientError) as exc:
         log.print(Text.assemble(("error: ", "bold red"), (str(exc), "red")), soft_wrap=True)
         return 2
@@ -173,14 +201,18 @@ def main(argv: list[str] | None = None) -> int:
     finish(args, outcomes, stopped, time.monotonic() - started, log)
     if stopped:
         return 130
+    if skipped and args.strict:
+        log.print(Text(f"--strict: job types skipped: {', '.join(skipped)}", style="red"), soft_wrap=True)
+        return 1
     return 0 if all(o.phase == "done" for o in outcomes) else 1
 
 
-def run(args: argparse.Namespace, log: Console) -> tuple[list[Outcome], bool]:
+def run(args: argparse.Namespace, log: Console) -> tuple[list[Outcome], bool, list[str]]:
+    """Every job's outcome, whether Ctrl-C stopped the run, and the job types the demo skipped."""
     options = Options(args.concurrency, args.timeout, args.quiet)
     with Api(args.api, args.api_key, args.concurrency, Retry(attempts=max(0, args.retries))) as api, \
-            ctrl_c() as stop, plan_of(args, api.load_types()) as plan:
-        return execute(api, plan, options, log, stop), stop.is_set()
+            ctrl_c() as stop, plan_of(args, api, log) as plan:
+        return execute(api, plan, options, log, stop), stop.is_set(), plan.skipped
 
 
 def finish(args: argparse.Namespace, outcomes: list[Outcome], stopped: bool, elapsed_s: float, log: Console) -> None:

@@ -19,6 +19,7 @@ from client.sources import Job
 
 FINAL = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 RETRY_STATUSES = frozenset({429, 503})
+FOR_GOOD = frozenset({"model_unavailable"})  # a 503 that a retry would not mend: no worker has the model
 WAIT_S = 5  # each long-poll asks for at most this; a waiting thread notices Ctrl-C within it
 CONNECT_TIMEOUT_S = 5.0
 UPLOAD_TIMEOUT_S = 120.0
@@ -76,6 +77,15 @@ class Api:
         self.types = {t["type"]: t for t in _body(response, "GET /v1/job-types")["job_types"]}
         return self.types
 
+    def readiness(self) -> dict[str, Any] | None:
+        """`GET /ready` as it stands, once (a 503 still says which queues lack what); None if it says nothing."""
+        try:
+            response = self.session.get(self.url + "/ready", timeout=(CONNECT_TIMEOUT_S, 30))
+            body = response.json()
+        except (requests.RequestException, ValueError):
+            return None
+        return body if isinstance(body, dict) else None
+
     def submit(self, job: Job, stop: threading.Event) -> dict[str, Any]:
         """POST the job; retries reuse the job's Idempotency-Key, so they never create a second job."""
         kwargs = self._request_of(job)
@@ -132,7 +142,7 @@ class Api:
 
 def _retryable(response: requests.Response) -> bool:
     if response.status_code in RETRY_STATUSES:
-        return True
+        return _error(response).code not in FOR_GOOD
     return response.status_code == 409 and _error(response).code == "idempotency_in_progress"
 
 
@@ -149,7 +159,7 @@ def _error(response: requests.Response) -> ClientError:
         code, message = str(error["code"]), str(error["message"])
     except (ValueError, KeyError, TypeError):
         code, message = f"http_{response.status_code}", f"HTTP {response.status_code} {response.reason}"
-    return ClientError(code, message, rejected=400 <= response.status_code < 500)
+    return ClientError(code, message, rejected=400 <= response.status_code < 500 or code in FOR_GOOD)
 
 
 def _body(response: requests.Response, what: str) -> dict[str, Any]:

@@ -41,6 +41,7 @@ class Plan:
 
     jobs: Iterable[Job]
     total: int | None
+    skipped: list[str] = field(default_factory=list)  # job types left out (the demo's, for want of a model)
 
 
 def listed(jobs: list[Job]) -> Plan:

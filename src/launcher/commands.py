@@ -80,10 +80,13 @@ def fetch_notice(settings: Settings) -> str:
 
 
 def base_env() -> dict[str, str]:
-    """The operator's environment (each child reads its settings from it), plus `src` on the path."""
+    """The operator's environment (each child reads its settings from it), plus `src` on the path and
+    ultralytics' settings under RUN_DIR (unless YOLO_CONFIG_DIR is set): ultralytics keeps the weights folder
+    of the first checkout that ran it in a settings file in the user's home, and names it in its messages."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT / "src"), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("YOLO_CONFIG_DIR", str(get_settings().run_dir))
     return env
 
 

@@ -112,6 +112,7 @@ def platform_env(broker_url: str, prefix: str, redis_url: str = sandbox.REDIS_UR
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BROKER_", "REDIS_", "KEY_PREFIX"))}
     env.update(BROKER_URL=broker_url, REDIS_URL=redis_url, KEY_PREFIX=prefix, PYTHONPATH=str(PROJECT_ROOT / "src"),
                PYTHONUNBUFFERED="1")
+    env.setdefault("YOLO_CONFIG_DIR", str(PROJECT_ROOT / "run"))  # as `make up` does
     return {**env, **overrides}
 
 

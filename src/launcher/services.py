@@ -61,12 +61,17 @@ def ensure_management(settings: Settings) -> str:
     node = private_node(settings)
     if node.running():
         node.enable_management()
-    else:
+        done = f"enabled its management plugin on the private node {node.name}"
+    elif _system_management_enabled():
+        done = "the system broker's management plugin is enabled"
+    else:  # a change to the machine's own broker: say so
         _enable_system_management()
+        done = ("enabled the management plugin on the system broker (`rabbitmq-plugins enable rabbitmq_management`; "
+                "it stays enabled)")
     if not wait_until(lambda: management_reachable(url), PLUGIN_TIMEOUT_S):
         raise ServiceError(f"RabbitMQ's management API did not answer at {safe_url(url)} within "
-                           f"{PLUGIN_TIMEOUT_S} s of enabling it; check RABBITMQ_MANAGEMENT_URL.")
-    return f"enabled at {safe_url(url)}"
+                           f"{PLUGIN_TIMEOUT_S} s ({done}); check RABBITMQ_MANAGEMENT_URL.")
+    return f"{done}; answers at {safe_url(url)}"
 
 
 def ensure_redis(settings: Settings) -> str:
@@ -135,8 +140,22 @@ def _check_startable(service: str, variable: str, host: str, port: int) -> None:
                            f"credentials; free it, or change the URL's port.")
 
 
+def _system_management_enabled() -> bool:
+    """Whether the system broker's enabled plugins include the management plugin (False when unknown)."""
+    try:
+        done = subprocess.run([_plugins_tool(), "-q", "list", "-e", "-m", "^rabbitmq_management$"],
+                              capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and "rabbitmq_management" in done.stdout.split()
+
+
+def _plugins_tool() -> str:
+    return shutil.which("rabbitmq-plugins") or "/usr/sbin/rabbitmq-plugins"
+
+
 def _enable_system_management() -> None:
-    tool = shutil.which("rabbitmq-plugins") or "/usr/sbin/rabbitmq-plugins"
+    tool = _plugins_tool()
     try:
         done = subprocess.run([tool, "enable", "rabbitmq_management"], capture_output=True, text=True,
                               timeout=120, check=False)

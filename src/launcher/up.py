@@ -19,7 +19,8 @@ from common.catalog import CATALOG
 from common.internal_http import direct_session
 from common.settings import PROJECT_ROOT, Settings
 from launcher.children import Supervisor
-from launcher.commands import FlowerLogin, fetch_notice, flower_login, longest_job_s, plan
+from launcher.commands import FlowerLogin, base_env, fetch_notice, flower_login, longest_job_s, plan
+from launcher.first_weights import ensure_default_weights
 from launcher.output import Prefixed
 from launcher.services import ensure_services
 
@@ -31,6 +32,9 @@ def run_up(settings: Settings) -> int:
     started = time.monotonic()
     console = Console(highlight=False, soft_wrap=True)
     ensure_services(settings, console)
+    weights = ensure_default_weights(settings, {**base_env(), "YOLO_AUTOINSTALL": "0"})
+    if weights:
+        console.print(f"{'detection weights':<20} {weights}", markup=False)
     login = flower_login(settings)
     specs = plan(settings, login)
     out = Prefixed([s.name for s in specs], console)

@@ -53,6 +53,7 @@ class FaultProxy:
     faults: int
     status: int = 503
     lose: bool = False
+    code: str = "fault_proxy"  # the error code of its refusals
     refused: int = 0
     created: int = 0
     replayed: int = 0
@@ -86,7 +87,7 @@ class FaultProxy:
                 self.job_ids.setdefault(key, set()).add(response.json()["job_id"])
 
     def fault(self) -> Answer:
-        body = json.dumps({"error": {"code": "fault_proxy", "message": "the fault proxy said no"}}).encode()
+        body = json.dumps({"error": {"code": self.code, "message": "the fault proxy said no"}}).encode()
         return self.status, {"Content-Type": "application/json", "Retry-After": "0"}, body
 
 

@@ -10,10 +10,15 @@ import wave
 from collections.abc import Iterator
 
 import pytest
+import requests
 
-from client.demo import TONES_S, demo_jobs, drawn_photo, hint, photos, tone
+from client.cli import main
+from client.demo import TONES_S, demo_jobs, drawn_photo, hint, models_unavailable, photos, tone
 from launcher import demo_pages
-from support.processes import free_port
+from support import services
+from support.platforms import platform_env, shared_vhost, worker_pool
+from support.processes import free_port, start_api
+from support.wait import until
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +93,42 @@ def test_a_page_the_workers_could_not_fetch_comes_with_what_to_do() -> None:
     assert hint(["model_unavailable"]) is None
     assert "FETCH_ALLOWLIST" in (hint(["fetch_failed", "address_refused"], "http://127.0.0.1:8099") or "")
     assert "DEMO_PAGES_PORT" in (hint(["fetch_failed"], "http://127.0.0.1:8099") or "")
+
+
+def test_a_type_is_skipped_only_when_every_worker_lacks_its_model() -> None:
+    types = {t: {"queue": t} for t in ("detection", "sentiment", "scrape")}
+    types["detection"]["model_hint"] = "`make models` fetches them."
+    lost = {"status": "unavailable", "message": "The weights are not here: put them in models/.",
+            "workers": {"loaded": 0, "unavailable": 2}}
+    ready = {"queues": {"detection": {"consumers": 2, "model": lost},
+                        "sentiment": {"consumers": 2, "model": {"status": "loaded", "model": "vader"}},
+                        "scrape": {"consumers": 1}}}
+    assert models_unavailable(types, ready) == {"detection": f"{lost['message']} `make models` fetches them."}
+    ready["queues"]["detection"]["model"] = {"status": "loaded", "workers": {"loaded": 1, "unavailable": 1}}
+    assert models_unavailable(types, ready) == {}
+    assert models_unavailable(types, None) == {}
+
+
+def test_the_demo_skips_a_type_whose_model_no_worker_has(capsys) -> None:
+    """A detection pool without its weights: the demo runs the rest, says in one line why detection was left
+    out and how to install it, and exits 0; with --strict, the skip fails the demo."""
+    with shared_vhost() as broker_url:
+        env = platform_env(broker_url, services.REDIS_URL, DETECTION_MODEL="absent-weights.pt",
+                           SENTIMENT_MODEL="vader", ALLOW_DOWNLOADS="0")
+        proc, api = start_api(env)
+        try:
+            with worker_pool(env, api, "detection"), worker_pool(env, api, "sentiment"):
+                until(lambda: requests.get(f"{api}/ready", timeout=10).json()["queues"]["detection"].get("model"),
+                      60, "the detection pool reporting its model")
+                capsys.readouterr()
+                code = main(["demo", "--only", "sentiment,detection", "--json", "--api", api])
+                out, err = capsys.readouterr()
+                assert code == 0, out + err
+                assert {job["type"] for job in json.loads(out)["jobs"]} == {"sentiment"}
+                [skip] = [line for line in err.splitlines() if line.startswith("skipped")]
+                assert skip.startswith("skipped detection: its model is unavailable on every worker: ")
+                assert "absent-weights.pt" in skip and "make models" in skip
+                assert main(["demo", "--only", "sentiment,detection", "--strict", "-q", "--api", api]) == 1
+        finally:
+            proc.stop()
+            services.delete_keys(env["KEY_PREFIX"])

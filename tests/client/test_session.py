@@ -87,3 +87,13 @@ def test_api_url_and_api_key_come_from_the_environment(fault_proxy, monkeypatch,
     assert main(["sentiment", "hello", "-q"]) == 0, capsys.readouterr()
     assert proxy.created == 1
     assert proxy.authorizations == {"Bearer s3cret"}
+
+
+def test_a_model_no_worker_has_is_not_retried(run_client, fault_proxy, tones, tmp_path) -> None:
+    """503 `model_unavailable` (no worker has the type's model) would answer the same to every retry."""
+    proxy, url = fault_proxy(faults=1000, code="model_unavailable")
+    run = run_client("audio_length", str(tones / "tone-00.wav"), "-o", str(tmp_path / "o.jsonl"), api=url)
+    assert run.code == 1
+    assert proxy.refused == 1 and proxy.created == 0
+    [line] = read_jsonl(tmp_path / "o.jsonl")
+    assert (line["status"], line["error"]["code"]) == ("REJECTED", "model_unavailable")

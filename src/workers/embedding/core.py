@@ -57,6 +57,9 @@ def load_model(path: Path | None = None, threads: int = 0, batch_size: int = BAT
     if threads > 0:
         torch.set_num_threads(threads)
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # a "Loading weights" bar per worker start is noise in the logs
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)

@@ -7,10 +7,10 @@ ARGS       ?=
 export PYTHONPATH := $(CURDIR)/src
 
 .DEFAULT_GOAL := help
-.PHONY: help install services up demo models test bench lint docs clean
+.PHONY: help install services up demo models test bench lint docs deploy-files clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 install: $(STAMP)  ## the virtualenv from Pipfile.lock (again only when the lock changes)
 
@@ -43,6 +43,9 @@ docs: install  ## regenerate the README's settings table and .env.example from t
 	$(PY) -m common.settings_table env > .env.example
 	$(PY) -c 'import re, pathlib, common.settings_table as t; p = pathlib.Path("README.md"); \
 	p.write_text(re.sub(r"(?s)<!-- settings -->.*?<!-- /settings -->", lambda m: "<!-- settings -->\n" + t.markdown() + "<!-- /settings -->", p.read_text()))'
+
+deploy-files: install  ## rewrite Compose's worker services and deploy/k8s's workers and KEDA from the catalog
+	$(PY) -m launcher.deploy_files
 
 lint:  ## ruff and mypy
 	$(PY) -m ruff check src tests bench

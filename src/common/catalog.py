@@ -18,6 +18,7 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -161,7 +162,8 @@ def discover(package: str = SPEC_PACKAGE) -> tuple[JobType, ...]:
     root = importlib.import_module(package)
     found = []
     for info in sorted(pkgutil.iter_modules(root.__path__), key=lambda i: i.name):
-        if not info.ispkg or importlib.util.find_spec(f"{package}.{info.name}.spec") is None:
+        # Looked up on disk, not with find_spec: that imports the folder's package, which need not be light.
+        if not info.ispkg or not any((Path(p) / info.name / "spec.py").is_file() for p in root.__path__):
             continue
         spec = importlib.import_module(f"{package}.{info.name}.spec")
         job_type = getattr(spec, "JOB_TYPE", None)

@@ -49,7 +49,7 @@ def test_every_key_the_platform_writes_expires_within_48_hours(site: Site) -> No
             ttls = key_ttls(r)
     assert {i: (rec["status"], (rec["error"] or {}).get("code")) for i, rec in ended.items()} == expected
     kinds = Counter(kind(key) for key in ttls)
-    assert {"job", "source", "idem", "model", "stats", "ratelimit"} <= set(kinds), kinds
+    assert {"job", "source", "idem", "models", "stats", "ratelimit"} <= set(kinds), kinds
     assert {key: ttl for key, ttl in ttls.items() if not 0 < ttl <= HOURS_48} == {}
     print(f"\nKeys after {len(expected)} jobs: {dict(kinds)}; TTLs from {min(ttls.values())} s to "
           f"{max(ttls.values())} s")

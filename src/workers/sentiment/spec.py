@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Discriminator, Field, RootModel, Tag, model_validator
+from pydantic import BaseModel, Field, RootModel
 
 from common.catalog import JobType, Model, TypeSettings
-from common.schemas import StrictModel
+from common.schemas import texts_input
 
 
 class SentimentSettings(TypeSettings):
@@ -20,46 +20,8 @@ class SentimentSettings(TypeSettings):
 
 
 def input_model(settings: SentimentSettings) -> type[BaseModel]:
-    """`SentimentInput` with the limits in force, so that /openapi.json states them exactly."""
-    max_texts, max_chars = settings.max_texts, settings.max_chars
-    text = Annotated[str, Field(min_length=1, max_length=max_chars, pattern=r"\S",
-                                description="A text with at least one non-space character.")]
-
-    class SingleText(StrictModel):
-        text: text  # type: ignore[valid-type]
-
-    class ManyTexts(StrictModel):
-        texts: list[text] = Field(min_length=1, max_length=max_texts,  # type: ignore[valid-type]
-                                  description="Texts analysed as one batch; results come back in the same order.")
-
-    def kind(data: Any) -> str:
-        return "texts" if isinstance(data, dict) and "texts" in data else "text"
-
-    class SentimentInput(RootModel[Annotated[
-        Annotated[SingleText, Tag("text")] | Annotated[ManyTexts, Tag("texts")],
-        Discriminator(kind),
-    ]]):
-        """Either `text` (one text) or `texts` (a batch)."""
-
-        @model_validator(mode="before")
-        @classmethod
-        def _readable_limits(cls, data: Any) -> Any:
-            """Say what is wrong in the user's words before the schema's own checks do it in pydantic's."""
-            if not isinstance(data, dict) or ("text" in data) == ("texts" in data):
-                raise ValueError("send exactly one of 'text' (a string) or 'texts' (a list of strings)")
-            texts = data.get("texts") if "texts" in data else [data.get("text")]
-            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-                return data  # the schema's type errors say it well
-            if len(texts) > max_texts:
-                raise ValueError(f"at most {max_texts} texts per job, got {len(texts)}")
-            for i, one in enumerate(texts):
-                if not one.strip():
-                    raise ValueError(f"text {i} is empty")
-                if len(one) > max_chars:
-                    raise ValueError(f"text {i} has {len(one)} characters; the limit is {max_chars}")
-            return data
-
-    return SentimentInput
+    return texts_input("Sentiment", settings.max_texts, settings.max_chars,
+                       many="Texts analysed as one batch; results come back in the same order.")
 
 
 class Sentiment(BaseModel):

@@ -39,10 +39,9 @@ bench: install services  ## benchmarks next to their baselines (< 10 min), then 
 models: install  ## YOLO weights (yolov8n.pt) and their ONNX export into models/; needs internet (ARGS="yolov8s.pt")
 	$(PY) -m workers.detection.weights --onnx $(ARGS)
 
-docs: install  ## regenerate the README's settings table and .env.example from the settings' descriptions (global and each spec's)
+docs: install  ## regenerate the README's job types and settings tables and .env.example from the settings' descriptions (global and each spec's)
 	$(PY) -m common.settings_table env > .env.example
-	$(PY) -c 'import re, pathlib, common.settings_table as t; p = pathlib.Path("README.md"); \
-	p.write_text(re.sub(r"(?s)<!-- settings -->.*?<!-- /settings -->", lambda m: "<!-- settings -->\n" + t.markdown() + "<!-- /settings -->", p.read_text()))'
+	$(PY) -m common.readme_tables
 
 deploy-files: install  ## rewrite Compose's worker services and deploy/k8s's workers and KEDA from the catalog
 	$(PY) -m launcher.deploy_files

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from common.catalog import BY_NAME, CATALOG
+from common.readme_tables import rewrite
 from common.settings import Settings, SettingsError, read_types
 from common.settings_table import env, markdown, rows
 from support.processes import ROOT
@@ -32,6 +33,7 @@ def test_every_setting_is_described() -> None:
 def test_readme_table_and_env_example_are_current() -> None:
     readme = (ROOT / "README.md").read_text()
     assert markdown() in readme, "README's settings table is stale: run `make docs`"
+    assert rewrite(readme) == readme, "README's job types table is stale: run `make docs`"
     assert (ROOT / ".env.example").read_text() == env(), ".env.example is stale: run `make docs`"
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from common.catalog import CATALOG
 from common.settings import HOURS_48
 from support import models
 from support.faults import RUN, SHARED_MANAGEMENT, platform_env, shared_vhost
@@ -27,7 +28,7 @@ from support.processes import Proc, start_api, start_worker
 from support.wait import until
 from support.web import Site
 
-JOB_TYPES = ("sentiment", "detection", "audio_length", "scrape")
+JOB_TYPES = tuple(t.name for t in CATALOG)  # a new type needs its body in `cancelled_while_pending`
 PREFIX = f"test-expiry-{RUN}:"
 
 
@@ -62,6 +63,7 @@ def cancelled_while_pending(http: ApiSession) -> list[str]:
         "detection": {"files": {"image": ("a.png", scene(64, 48))}},
         "audio_length": {"files": {"audio": ("a.wav", tone(0.2))}},
         "scrape": {"json": {"url": "http://127.0.0.1:9/", "selectors": {"title": "title"}}},
+        "embedding": {"json": {"texts": ["fine"]}},
     }
     ids = [submit(http, job_type, **bodies[job_type]) for job_type in JOB_TYPES]
     for job_id in ids:
@@ -71,9 +73,9 @@ def cancelled_while_pending(http: ApiSession) -> list[str]:
 
 @contextmanager
 def workers(env: dict[str, str], http: ApiSession) -> Iterator[None]:
-    """The platform's pools: one for sentiment, detection and scrape, and audio_length on the test-only app
+    """The platform's pools: one for sentiment, detection, scrape and embedding, and audio_length on the test-only app
     whose task kills its process (`/poison`) or ignores its soft time limit (`/stubborn`) on demand."""
-    procs: list[Proc] = [start_worker(env, "sentiment,detection,scrape", f"expiry-{RUN}", 1),
+    procs: list[Proc] = [start_worker(env, "sentiment,detection,scrape,embedding", f"expiry-{RUN}", 1),
                          start_worker(env, "audio_length", f"expiry-audio-{RUN}", 2, app="support.fragile_worker")]
     try:
         until(lambda: all(q["consumers"] >= 1 for q in http.get("/ready").json()["queues"].values())
@@ -101,6 +103,7 @@ def every_end(http: ApiSession, site: Site) -> dict[str, tuple[str, str | None]]
         submit(http, "scrape", json={"url": "http://127.0.0.1:9/", "selectors": {"t": "title"}}):
             ("FAILURE", "fetch_failed"),
         submit(http, "audio_length", files={"audio": ("a.wav", tone(0.2))}): ("SUCCESS", None),
+        submit(http, "embedding", json={"text": "kept for 48 h at most"}): ("SUCCESS", None),
         submit(http, "audio_length", json={"url": page}): ("FAILURE", "undecodable_audio"),
         submit(http, "audio_length", json={"url": slow}): ("FAILURE", "time_limit_exceeded"),
         submit(http, "audio_length", json={"url": stubborn}): ("FAILURE", "time_limit_exceeded"),

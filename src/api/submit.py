@@ -29,6 +29,27 @@ log = logging.getLogger(__name__)
 MAX_IDEMPOTENCY_KEY = 255
 
 
+class ModelGate:
+    """Refuses a type's jobs while every live worker of it reports its model unavailable. Workers report every
+    `model_status.REPORT_EVERY_S` (10 s), so this process reads the statuses at most once a second per type,
+    not once per submit."""
+
+    READ_EVERY_S = 1.0
+
+    def __init__(self) -> None:
+        self._read: dict[str, tuple[float, str | None]] = {}  # type → (when read, reason or None)
+
+    def refuse_without_model(self, r: redis.Redis, job_type: JobType) -> None:
+        if job_type.model is None:
+            return
+        read_at, reason = self._read.get(job_type.name, (float("-inf"), None))
+        if time.monotonic() - read_at >= self.READ_EVERY_S:
+            reason = model_status.unavailable_everywhere(r, job_type.name)
+            self._read[job_type.name] = (time.monotonic(), reason)
+        if reason is not None:
+            raise Unavailable(reason, code="model_unavailable")
+
+
 @dataclass
 class Submitter:
     """One per API process: its broker gate and store gauge are shared by its threads."""
@@ -37,6 +58,7 @@ class Submitter:
     settings: Settings
     gate: BrokerGate = field(init=False)
     gauge: StoreGauge = field(init=False)
+    models: ModelGate = field(default_factory=ModelGate)
 
     def __post_init__(self) -> None:
         self.gate = BrokerGate(self.settings.broker_confirm_timeout_s)
@@ -51,7 +73,7 @@ class Submitter:
         idem = records.idempotency_key(job_type.name, owner, checked(idempotency_key)) if idempotency_key else None
         earlier = self._holder(r, idem)
         if earlier is None:
-            refuse_without_model(r, job_type)
+            self.models.refuse_without_model(r, job_type)
             self._admit(r, job, uploader)
             job_id, token, record = str(uuid.uuid4()), secrets.token_hex(8), records.new_record(job_type.name, owner)
             if job.blob is not None:
@@ -123,13 +145,6 @@ class Submitter:
             return intake.KEPT
 
 
-def refuse_without_model(r: redis.Redis, job_type: JobType) -> None:
-    """A job that would fail at once: every live worker of its type reports its model unavailable."""
-    reason = model_status.unavailable_everywhere(r, job_type.name)
-    if reason is not None:
-        raise Unavailable(reason, code="model_unavailable")
-
-
 def checked(idempotency_key: str) -> str:
     if len(idempotency_key) > MAX_IDEMPOTENCY_KEY or not idempotency_key.isprintable():
         raise InputError(f"An Idempotency-Key is at most {MAX_IDEMPOTENCY_KEY} printable characters.",
@@ -145,4 +160,4 @@ def broker_refused(exc: ChannelError) -> Unavailable:
                        "already exist' in docs/operations.md.", code="broker_refused")
 
 
-__all__ = ["Submitter", "broker_refused", "refuse_without_model"]
+__all__ = ["ModelGate", "Submitter", "broker_refused"]

@@ -1,6 +1,7 @@
 """gunicorn settings from the platform's settings: `gunicorn -c src/api/gunicorn_conf.py api.wsgi:app`.
 
-Threaded workers, because a long-poll (`GET /v1/jobs/<id>?wait=30`) holds its thread while it waits.
+Threaded workers, because a long-poll (`GET /v1/jobs/<id>?wait=30`) holds its thread while it waits: gthread
+with a read deadline (`api.read_deadline`), so that slow clients cannot hold the threads (`CLIENT_READ_TIMEOUT_S`).
 A request whose body the API will not read to its end (its `Content-Length` passes the route's limit, or
 it has none: chunked) closes its connection after the answer (`pre_request`): gunicorn would otherwise read
 and discard the rest of the body, on a thread, to keep the connection alive.
@@ -28,7 +29,7 @@ from api.limits import over_limit  # noqa: E402  (after the variable: it imports
 
 bind = f"{_settings.api_host}:{_settings.api_port}"
 workers = _settings.api_workers
-worker_class = "gthread"
+worker_class = "api.read_deadline.ReadDeadlineWorker"
 threads = _settings.api_threads
 graceful_timeout = _settings.max_wait_s + 5
 timeout = 120

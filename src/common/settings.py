@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, description='port of the API')
     api_workers: int = Field(default=2, description='gunicorn worker processes')
     api_threads: int = Field(default=16, description='threads per gunicorn worker (each long-poll holds one)')
+    client_read_timeout_s: float = Field(default=10.0, description=(
+        'seconds a client has to send its whole request, head and body, from connecting (or from the first byte '
+        'of a next request on a kept-alive connection); past it: 408 and the connection closed'))
     flower_host: str = Field(default="127.0.0.1", description='address Flower listens on')
     flower_port: int = Field(default=5555, description='port of Flower')
     flower_user: str = Field(default="admin", description="Flower's basic-auth user")

@@ -1,0 +1,317 @@
+"""gunicorn's threaded worker with a read deadline: a slow client cannot hold the API's threads.
+
+gunicorn's `gthread` hands a connection to a pool thread as soon as it is readable, and the thread then
+blocks until the request head (and later the body) has arrived: a client that sends one byte now and
+then holds a thread, and threads × workers such clients make `/health` hang (slowloris).
+
+Here every connection has `CLIENT_READ_TIMEOUT_S` to send its request, head and body, counted from its
+accept (or from the first byte of a next request on a kept-alive connection):
+- Heads are read by the worker's main loop (its selector, where gthread already parks kept-alive
+  connections), without a thread; only a connection with a whole head goes to a thread. Past the
+  deadline the loop answers 408 and closes; a head over 64 KiB is answered 431.
+- Bodies are read on a thread, but at most half the threads read bodies at once (the others wait in the
+  loop), and every read on the socket waits no longer than what is left of the deadline. A body still
+  arriving at the deadline raises `ClientTooSlow` (a werkzeug 408) inside the app, which answers 408
+  (JSON), and the connection closes.
+TLS connections keep gthread's own behaviour (the platform serves plain HTTP behind its proxy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import json
+import os
+import selectors
+import socket
+import time
+from collections import deque
+from functools import partial
+from typing import Any
+
+from gunicorn.workers.gthread import TConn, ThreadWorker
+from werkzeug.exceptions import RequestTimeout
+
+from common.settings import get_settings
+
+MAX_HEAD_BYTES = 64 * 1024
+LINGER_S = 2.0  # after a refusal, how long the rest of what the client sends is read and dropped
+HEAD_END = b"\r\n\r\n"
+
+
+class ClientTooSlow(RequestTimeout):
+    """The client had not sent its whole request by its deadline."""
+
+    description = "The request was not received in time; send the whole request within the server's read timeout."
+
+
+class DeadlineSocket:
+    """A blocking socket whose `recv` waits no longer than what is left until `deadline` (monotonic),
+    for gunicorn's body readers; past it `on_expiry` runs and `ClientTooSlow` is raised."""
+
+    def __init__(self, sock: socket.socket, deadline: float, conn: TConn) -> None:
+        self.sock, self.deadline, self.conn = sock, deadline, conn
+
+    def recv(self, size: int) -> bytes:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            self._expire()
+        self.sock.settimeout(remaining)
+        try:
+            return self.sock.recv(size)
+        except TimeoutError:
+            self._expire()
+        finally:
+            self.sock.settimeout(None)  # the answer is written blocking, as gthread does
+        raise AssertionError("unreachable")
+
+    def _expire(self) -> None:
+        self.conn.expired = True
+        request = getattr(self.conn, "request", None)
+        if request is not None:
+            request.force_close()  # the answer says `Connection: close`; the rest of the body is never read
+        raise ClientTooSlow()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+def refusal(status: int, reason: str, code: str, message: str) -> bytes:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n")
+    return head.encode() + body
+
+
+TOO_SLOW = refusal(408, "Request Timeout", "request_timeout", ClientTooSlow.description)
+HEAD_TOO_LARGE = refusal(431, "Request Header Fields Too Large", "headers_too_large",
+                         f"The request head is larger than {MAX_HEAD_BYTES} bytes.")
+
+
+def body_follows(buffered: bytes, end: int) -> bool:
+    """Whether a body is still to come after the head that ends at `end` in `buffered`."""
+    length = None
+    for line in buffered[:end].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"transfer-encoding":
+            return True
+        if name == b"content-length" and value.strip().isdigit():
+            length = int(value.strip())
+    return length is not None and length > len(buffered) - end - len(HEAD_END)
+
+
+class ReadDeadlineWorker(ThreadWorker):
+    """gthread, with request heads read in the main loop and every request read within its deadline."""
+
+    def init_process(self) -> None:
+        self.read_timeout_s = get_settings().client_read_timeout_s
+        self.body_slots = max(1, self.cfg.threads // 2)
+        self.body_readers = 0  # requests with a body on a thread now (pool threads release: under the lock)
+        self.heads: dict[TConn, float] = {}  # connections whose head is being read → deadline
+        self.body_queue: deque[TConn] = deque()  # heads read, waiting for a body slot
+        self.lingering: dict[TConn, float] = {}  # refused, draining until closed or the time given
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        super().init_process()  # runs the worker: the poller exists only from here on
+
+    def run(self) -> None:
+        self.poller.register(self.wake_r, selectors.EVENT_READ, self.on_wake)
+        super().run()
+
+    def on_wake(self, fd: int) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(fd, 4096)
+        self.dispatch_waiting_bodies()
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # the pipe is full: the loop wakes anyway
+            os.write(self.wake_w, b"x")
+
+    # Heads, in the main loop
+
+    def accept(self, server: Any, listener: socket.socket) -> None:
+        if self.cfg.is_ssl:
+            return super().accept(server, listener)
+        try:
+            sock, client = listener.accept()
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        conn = TConn(self.cfg, sock, client, server)
+        self.nr_conns += 1
+        self.start_head(conn, leftover=b"", readable=False)
+
+    def on_client_socket_readable(self, conn: TConn, client: socket.socket) -> None:
+        """A kept-alive connection sends its next request: its head is read here too, on a new deadline."""
+        if self.cfg.is_ssl or not conn.initialized:
+            return super().on_client_socket_readable(conn, client)
+        with self._lock:
+            self.poller.unregister(client)
+            try:
+                self._keep.remove(conn)
+            except ValueError:  # murder_keepalived closed it meanwhile
+                return
+        unreader = conn.parser.unreader
+        leftover = unreader.buf.getvalue()  # pipelined bytes the last request's reads took in
+        unreader.buf = io.BytesIO()
+        self.start_head(conn, leftover, readable=True)
+
+    def start_head(self, conn: TConn, leftover: bytes, readable: bool) -> None:
+        conn.head = bytearray(leftover)
+        conn.expired = False
+        self.heads[conn] = time.monotonic() + self.read_timeout_s
+        with self._lock:
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_head_bytes, conn))
+        if readable or leftover:
+            self.on_head_bytes(conn, conn.sock)
+
+    def on_head_bytes(self, conn: TConn, client: socket.socket) -> None:
+        try:
+            data = conn.sock.recv(MAX_HEAD_BYTES)
+        except (BlockingIOError, InterruptedError):
+            data = None
+        except OSError:
+            self.drop_head(conn)
+            return
+        if data == b"":  # the client went away
+            self.drop_head(conn)
+            return
+        searched_from = max(0, len(conn.head) - len(HEAD_END) + 1)
+        conn.head += data or b""
+        end = conn.head.find(HEAD_END, searched_from)
+        if end < 0 and len(conn.head) <= MAX_HEAD_BYTES:
+            return
+        deadline = self.heads.pop(conn)
+        with self._lock:
+            self.poller.unregister(conn.sock)
+        if end < 0 or end + len(HEAD_END) > MAX_HEAD_BYTES:
+            self.refuse(conn, HEAD_TOO_LARGE)
+            return
+        conn.deadline = deadline
+        if body_follows(bytes(conn.head), end):
+            self.body_queue.append(conn)
+            self.dispatch_waiting_bodies()
+        else:
+            conn.body_slot = False
+            self.to_thread(conn)
+
+    def drop_head(self, conn: TConn) -> None:
+        self.heads.pop(conn, None)
+        with self._lock, contextlib.suppress(KeyError, ValueError, OSError):
+            self.poller.unregister(conn.sock)
+        self.nr_conns -= 1
+        conn.close()
+
+    def dispatch_waiting_bodies(self) -> None:
+        while self.body_queue:
+            with self._lock:
+                if self.body_readers >= self.body_slots:
+                    return
+                self.body_readers += 1
+            conn = self.body_queue.popleft()
+            if conn.deadline <= time.monotonic():
+                with self._lock:
+                    self.body_readers -= 1
+                self.refuse(conn, TOO_SLOW)
+                continue
+            conn.body_slot = True
+            self.to_thread(conn)
+
+    def to_thread(self, conn: TConn) -> None:
+        """Hand a connection with a whole head to a thread: the parser reads the head from what the loop
+        read, and the body from the socket, within the connection's deadline."""
+        conn.init()
+        conn.parser.unreader.unread(bytes(conn.head))
+        conn.parser.unreader.sock = DeadlineSocket(conn.sock, conn.deadline, conn)
+        conn.head = bytearray()
+        fs = self.tpool.submit(self.handle, conn)
+        self._wrap_future(fs, conn)
+
+    # Refusals, deadlines
+
+    def refuse(self, conn: TConn, answer: bytes) -> None:
+        """Answer and close; what the client still sends is read and dropped for a moment first, so that
+        the answer is not lost to a reset."""
+        try:
+            conn.sock.send(answer)
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.nr_conns -= 1
+            conn.close()
+            return
+        self.lingering[conn] = time.monotonic() + LINGER_S
+        with self._lock:
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_linger_bytes, conn))
+
+    def on_linger_bytes(self, conn: TConn, client: socket.socket) -> None:
+        try:
+            while conn.sock.recv(65536):
+                pass
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        self.end_linger(conn)
+
+    def end_linger(self, conn: TConn) -> None:
+        if self.lingering.pop(conn, None) is None:
+            return
+        with self._lock, contextlib.suppress(KeyError, ValueError, OSError):
+            self.poller.unregister(conn.sock)
+        self.nr_conns -= 1
+        conn.close()
+
+    def murder_keepalived(self) -> None:
+        """gthread's idle kept-alive connections, then heads and queued bodies past their deadline (408),
+        then refused connections done lingering. Runs on every turn of the main loop (at least each second)."""
+        super().murder_keepalived()
+        now = time.monotonic()
+        for conn in [c for c, deadline in self.heads.items() if deadline <= now]:
+            del self.heads[conn]
+            with self._lock:
+                self.poller.unregister(conn.sock)
+            self.refuse(conn, TOO_SLOW)
+        for conn in [c for c in self.body_queue if c.deadline <= now]:
+            self.body_queue.remove(conn)
+            self.refuse(conn, TOO_SLOW)
+        for conn in [c for c, until in self.lingering.items() if until <= now]:
+            self.end_linger(conn)
+
+    # Requests, on a thread
+
+    def handle(self, conn: TConn) -> tuple[bool, TConn]:
+        try:
+            keepalive, conn = super().handle(conn)
+            if keepalive and not self.cfg.is_ssl:
+                keepalive = self.rest_of_body_read(conn)
+            return keepalive, conn
+        finally:
+            if getattr(conn, "body_slot", False):
+                conn.body_slot = False
+                with self._lock:
+                    self.body_readers -= 1
+                self.wake()
+
+    def handle_request(self, req: Any, conn: TConn) -> bool:
+        conn.request = req
+        return bool(super().handle_request(req, conn))
+
+    def rest_of_body_read(self, conn: TConn) -> bool:
+        """Read what the app left of the body (gunicorn would, before the next request) now, within the
+        deadline and still holding the body slot, so that the next head is read in the loop."""
+        if getattr(conn, "expired", False):
+            return False
+        body = conn.parser.mesg.body
+        try:
+            while body.read(65536):
+                pass
+        except Exception:
+            return False
+        return True
+
+
+__all__ = ["ClientTooSlow", "DeadlineSocket", "ReadDeadlineWorker", "body_follows"]

@@ -1,0 +1,198 @@
+"""Slow clients (slowloris) against a real API under gunicorn: clients that dribble their request head or body one
+byte at a time hold none of the threads `/health` needs, and each is cut off (408, or closed) by
+`CLIENT_READ_TIMEOUT_S`; kept-alive connections, 431 for an oversized head and large uploads still work."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import io
+import json
+import os
+import select
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from PIL import Image
+
+from support.processes import start_api
+from support.wait import until
+
+WORKERS, THREADS = 2, 4
+READ_TIMEOUT_S = 3.0
+MARGIN_S = 2.0  # the worker's loop checks deadlines at least once a second; the dribbler notices within 0.5 s
+DRIBBLE_S = 0.5
+HEALTH_BUDGET_S = 1.0
+
+
+@pytest.fixture(scope="module")
+def slow_api(platform_env: dict[str, str]) -> Iterator[str]:
+    proc, url = start_api({**platform_env, "API_WORKERS": str(WORKERS), "API_THREADS": str(THREADS),
+                           "CLIENT_READ_TIMEOUT_S": str(READ_TIMEOUT_S)})
+    yield url
+    proc.stop()
+
+
+def address(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    return parts.hostname, parts.port
+
+
+@dataclass
+class Dribbler:
+    """One connection that sends its request one byte every `DRIBBLE_S`, and what the server did to it."""
+
+    sock: socket.socket
+    data: bytes
+    started: float = field(default_factory=time.monotonic)
+    sent: int = 0
+    answer: bytes = b""
+    cut_after_s: float | None = None  # seconds from connecting to the server's answer or close
+
+
+class Dribblers(threading.Thread):
+    def __init__(self, url: str, count: int, prologue: bytes, dribble: bytes) -> None:
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+        self.all: list[Dribbler] = []
+        for _ in range(count):
+            sock = socket.create_connection(address(url), timeout=5)
+            sock.sendall(prologue)
+            sock.setblocking(False)
+            self.all.append(Dribbler(sock, dribble))
+
+    def run(self) -> None:
+        while not self.stop.is_set() and any(d.cut_after_s is None for d in self.all):
+            for d in self.all:
+                if d.cut_after_s is None:
+                    self.step(d)
+            self.stop.wait(DRIBBLE_S)
+
+    @staticmethod
+    def step(d: Dribbler) -> None:
+        readable, _, _ = select.select([d.sock], [], [], 0)
+        try:
+            if readable:
+                chunk = d.sock.recv(65536)
+                d.answer += chunk
+                if chunk:
+                    return
+                raise ConnectionResetError  # closed
+            d.sock.send(d.data[d.sent:d.sent + 1])
+            d.sent += 1
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            d.cut_after_s = time.monotonic() - d.started
+            d.sock.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.join(5)
+        for d in self.all:
+            d.sock.close()
+
+
+def health_latencies(url: str, count: int = 5) -> list[float]:
+    """Seconds each of `count` fresh `/health` requests took (the timeout's length when it did not answer)."""
+    took = []
+    for _ in range(count):
+        start = time.monotonic()
+        with contextlib.suppress(requests.Timeout):
+            assert requests.get(f"{url}/health", timeout=5).ok
+        took.append(time.monotonic() - start)
+    return took
+
+
+HEAD = b"GET /health HTTP/1.1\r\nHost: api\r\nX-Slow: " + b"a" * 10_000
+BODY_HEAD = (b"POST /v1/jobs/sentiment HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+             b"Content-Length: 10000\r\n\r\n")
+ATTACKS = {  # name → (what is sent at once, what is then dribbled)
+    "head": (b"", HEAD),
+    "body": (BODY_HEAD, b'{"text": "' + b"a" * 9_000),
+}
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_dribblers_hold_no_thread_health_needs_and_are_cut_by_the_deadline(slow_api: str, attack: str) -> None:
+    prologue, dribble = ATTACKS[attack]
+    count = 2 * WORKERS * THREADS + 2  # more than all the threads, however the two workers share them
+    dribblers = Dribblers(slow_api, count, prologue, dribble)
+    dribblers.start()
+    try:
+        until(lambda: all(d.sent >= 2 for d in dribblers.all), 10, "every dribbler to send a few bytes")
+        took = health_latencies(slow_api)
+        print(f"{attack} dribblers ×{count}: /health took {', '.join(f'{t * 1000:.0f}' for t in took)} ms")
+        until(lambda: all(d.cut_after_s is not None for d in dribblers.all), READ_TIMEOUT_S + MARGIN_S + 5,
+              "every dribbler to be cut off")
+    finally:
+        dribblers.close()
+    cut = sorted(d.cut_after_s or 0.0 for d in dribblers.all)
+    print(f"{attack} dribblers ×{count}: cut after {cut[0]:.1f}–{cut[-1]:.1f} s")
+    assert max(took) < HEALTH_BUDGET_S
+    assert cut[-1] <= READ_TIMEOUT_S + MARGIN_S
+    for d in dribblers.all:
+        assert d.answer == b"" or d.answer.startswith(b"HTTP/1.1 408 "), d.answer[:200]
+        if d.answer:
+            assert json.loads(d.answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "request_timeout"
+
+
+def test_a_kept_alive_connection_serves_several_requests_then_is_cut_when_it_dribbles(slow_api: str) -> None:
+    host, port = address(slow_api)
+    conn = http.client.HTTPConnection(host, port, timeout=5)
+    conn.connect()
+    sock = conn.sock
+    for i in range(6):
+        if i % 2:
+            conn.request("POST", "/v1/jobs/sentiment", body=b'{"no": "text"}',
+                         headers={"Content-Type": "application/json"})
+            expected = 400
+        else:
+            conn.request("GET", "/health")
+            expected = 200
+        response = conn.getresponse()
+        response.read()
+        assert response.status == expected and conn.sock is sock, f"request {i}: {response.status}"
+    sock.sendall(b"GET /health HTTP/1.1\r\n")  # the next head, never finished
+    started = time.monotonic()
+    sock.settimeout(READ_TIMEOUT_S + MARGIN_S)
+    answer = read_until_closed(sock)
+    took = time.monotonic() - started
+    conn.close()
+    assert answer.startswith(b"HTTP/1.1 408 ") and took <= READ_TIMEOUT_S + MARGIN_S, (answer[:200], took)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
+
+
+def test_a_head_over_64_kib_is_431(slow_api: str) -> None:
+    with socket.create_connection(address(slow_api), timeout=10) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: api\r\nX-Big: " + b"a" * 70 * 1024 + b"\r\n\r\n")
+        answer = read_until_closed(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert json.loads(body)["error"]["code"] == "headers_too_large"
+
+
+def test_a_multi_mb_upload_still_goes_through_with_the_default_deadline(api_url: str) -> None:
+    noise = Image.frombytes("RGB", (1200, 1000), os.urandom(1200 * 1000 * 3))
+    out = io.BytesIO()
+    noise.save(out, format="PNG")
+    assert len(out.getvalue()) > 3 * 1024 * 1024
+    response = requests.post(f"{api_url}/v1/jobs/detection", files={"image": ("noise.png", out.getvalue())},
+                             timeout=30)
+    assert response.status_code == 202, response.text

@@ -15,7 +15,7 @@ from kombu.exceptions import OperationalError
 from pydantic import BaseModel, Field
 
 from api import openapi_docs, publish
-from api.access import owner
+from api.access import client_address, owner
 from api.inputs import read_input
 from api.models import ErrorBody, JobAccepted, JobView
 from common import records
@@ -79,7 +79,7 @@ def find(job_id: str) -> dict[str, Any]:
 
 def uploader() -> str:
     """Whom an upload counts against in flight: the API key, or without keys the client's address."""
-    return owner() or f"addr:{request.remote_addr or ''}"
+    return owner() or f"addr:{client_address()}"
 
 
 def _submit_view(job_type: JobType) -> Any:
@@ -176,8 +176,9 @@ def _stop(job_id: str, record: dict[str, Any]) -> None:
         log.warning("job %s: REVOKED, but the revoke was not sent: %s", job_id, exc)
         raise Unavailable(f"Job {job_id} is cancelled (REVOKED; its result will not be stored), but the signal "
                           "to stop its run did not reach the message broker (down, or not confirming within "
-                          f"{settings.broker_confirm_timeout_s:g} s, e.g. short of memory or disk), so it may still "
-                          "be running. Retry this DELETE shortly to send it again.", code="broker_unavailable") from None
+                          f"{settings.broker_confirm_timeout_s:g} s, e.g. short of memory or disk), so it may "
+                          "still be running. Retry this DELETE shortly to send it again.",
+                          code="broker_unavailable") from None
 
 
 class ArtifactPath(JobPath):

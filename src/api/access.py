@@ -4,15 +4,22 @@ With `API_KEYS` empty the API is open (a loopback-only default). With keys set, 
 needs `Authorization: Bearer <key>`; `/health`, `/ready`, `/metrics` and the docs stay open. A job
 belongs to the key that created it: other keys get 404 for it. Keys are never logged or stored:
 records carry a short hash of the key as their owner.
+
+Without keys, the rate limit and the upload cap count per client address (`client_address`): an IPv6 client
+by its /64 (one host holds a whole /64 and could rotate through it), an IPv4-mapped IPv6 one by its IPv4.
+Behind reverse proxies, `TRUSTED_PROXIES` says how many of them set `X-Forwarded-For` (werkzeug's `ProxyFix`);
+with 0, the default, the header is ignored, since any client can send it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 
 from flask import Flask, g, request
 from flask_limiter import Limiter
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from common.errors import Unauthorized
 from common.settings import Settings
@@ -25,8 +32,29 @@ def owner() -> str:
     return str(g.get("owner", ""))
 
 
+def client_address() -> str:
+    """Whom the current request counts against when no API key says it: its client's address, keyed."""
+    return address_key(request.remote_addr or "")
+
+
+def address_key(address: str) -> str:
+    """`203.0.113.5` as is; an IPv6 address as its /64 (`2001:db8:1:2::/64`); an IPv4-mapped IPv6 address
+    (`::ffff:203.0.113.5`) as its IPv4; anything else (a unix socket's empty address) as is, or `unknown`."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # without an IPv6 zone (`fe80::1%eth0`)
+    except ValueError:
+        return address or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def init_app(app: Flask, settings: Settings) -> None:
     keys = [key.strip() for key in settings.api_keys.split(",") if key.strip()]
+    if settings.trusted_proxies > 0:  # the client is the address the last of them saw
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
 
     @app.before_request
     def _authenticate() -> None:
@@ -36,7 +64,7 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     if settings.rate_limit:
         limiter = Limiter(
-            key_func=lambda: owner() or request.remote_addr or "anonymous",
+            key_func=lambda: owner() or client_address(),
             app=app,
             default_limits=[settings.rate_limit],
             default_limits_exempt_when=lambda: not request.path.startswith(PROTECTED_PREFIX),

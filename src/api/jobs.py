@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import time
 from typing import Any
 
 from amqp.exceptions import ChannelError
@@ -13,8 +14,8 @@ from flask_openapi3 import APIBlueprint, Tag
 from kombu.exceptions import OperationalError
 from pydantic import BaseModel, Field
 
-from api import openapi_docs
-from api.access import owner
+from api import openapi_docs, publish
+from api.access import client_address, owner
 from api.inputs import read_input
 from api.models import ErrorBody, JobAccepted, JobView
 from common import records
@@ -78,7 +79,7 @@ def find(job_id: str) -> dict[str, Any]:
 
 def uploader() -> str:
     """Whom an upload counts against in flight: the API key, or without keys the client's address."""
-    return owner() or f"addr:{request.remote_addr or ''}"
+    return owner() or f"addr:{client_address()}"
 
 
 def _submit_view(job_type: JobType) -> Any:
@@ -143,7 +144,8 @@ CANCELLED = {"code": "revoked", "message": "The job was cancelled by a client."}
 def cancel_job(path: JobPath) -> Any:
     """Cancel a job
     A PENDING job never runs; a STARTED job is stopped; a job that ended answers 409 with how it ended.
-    Cancelling a cancelled job answers 200 again, and sends the stop again."""
+    Cancelling a cancelled job answers 200 again, and sends the stop again to a job that had started. 503 when
+    the stop of a started job could not be sent (the broker down or not confirming): retry the DELETE."""
     record = find(path.job_id)  # 404 unless it is the caller's
     if not JobStatus(record["status"]).is_final:
         # The transition writes only if the job has not ended since it was read (`records._FINISH`); read
@@ -158,18 +160,25 @@ def cancel_job(path: JobPath) -> Any:
 
 
 def _stop(job_id: str, record: dict[str, Any]) -> None:
-    """Revoke the job with terminate, whatever its status when read: a job that started since is stopped too.
-    The record says REVOKED already, so no delivery starts it any more (`records._START`). If the broker
-    cannot take the revoke, a job that never started is still cancelled for good (200); one that started
-    may still be running, so the caller is told (503) and a DELETE again sends the stop again."""
+    """Stop a job that started (its record, read after the cancel, has `started_at`): a revoke with terminate,
+    sent through the submits' bounded publish (`publish.revoke`), so a broker that does not confirm (a memory
+    or disk alarm) costs at most `BROKER_CONFIRM_TIMEOUT_S`. If the broker does not take it, the job may still
+    be running: the caller is told (503) and a DELETE again sends the stop again.
+    A job that never started needs no message: its record says REVOKED, so no delivery starts it
+    (`records._START`), and its cancel answers at once even while the broker is blocked."""
+    if record["started_at"] is None:
+        return
+    settings = current_app.extensions["settings"]
+    deadline = time.monotonic() + settings.broker_confirm_timeout_s
     try:
-        current_app.extensions["celery"].control.revoke(job_id, terminate=True, signal="SIGTERM")
-    except (OperationalError, ChannelError) as exc:
+        publish.revoke(current_app.extensions["celery"], current_app.extensions["submitter"].gate, job_id, deadline)
+    except (Unavailable, OperationalError, ChannelError) as exc:
         log.warning("job %s: REVOKED, but the revoke was not sent: %s", job_id, exc)
-        if record["started_at"] is not None:
-            raise Unavailable(f"Job {job_id} is cancelled (REVOKED; its result will not be stored), but the signal "
-                              "to stop its run could not reach the message broker, so it may still be running. "
-                              "Retry this DELETE shortly to send it again.", code="broker_unavailable") from None
+        raise Unavailable(f"Job {job_id} is cancelled (REVOKED; its result will not be stored), but the signal "
+                          "to stop its run did not reach the message broker (down, or not confirming within "
+                          f"{settings.broker_confirm_timeout_s:g} s, e.g. short of memory or disk), so it may "
+                          "still be running. Retry this DELETE shortly to send it again.",
+                          code="broker_unavailable") from None
 
 
 class ArtifactPath(JobPath):

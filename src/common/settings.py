@@ -98,7 +98,11 @@ class Settings(BaseSettings):
         'bare host or address (every port of it)'))
     api_keys: str = Field(default="", description=(
         'API keys (comma-separated); when set, every `/v1` route needs `Authorization: Bearer <key>`'))
-    rate_limit: str = Field(default="", description='requests per API key on `/v1`, e.g. `100/second`; empty: no limit')
+    rate_limit: str = Field(default="", description=(
+        'requests per API key (or client address, without keys) on `/v1`, e.g. `100/second`; empty: no limit'))
+    trusted_proxies: int = Field(default=0, ge=0, description=(
+        'reverse proxies (load balancer, ingress) in front of the API whose `X-Forwarded-For` is trusted for '
+        'the client address (rate limit, upload cap); 0: the header is ignored, the client is the peer'))
     allow_anonymous: bool = Field(default=False, description=(
         'let `make up` run the API on a non-loopback `API_HOST` with no `API_KEYS` (open to anyone who can reach '
         'it); off: it refuses to start'))

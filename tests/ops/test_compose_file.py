@@ -24,7 +24,8 @@ NO_TORCH_TARGETS = {"api", "worker-light"}
 HEAVY = ("torch", "torchvision", "ultralytics", "ultralytics-opencv-headless", "transformers")
 # Settings Compose does not pass the same way to every service: each on its own service, set by the images,
 # or meaningful to `make up` only. Every other setting reaches every platform service.
-API_ONLY = {"API_KEYS", "RATE_LIMIT", "API_WORKERS", "API_THREADS"}
+API_ONLY = {"API_KEYS", "RATE_LIMIT", "TRUSTED_PROXIES", "CLIENT_READ_TIMEOUT_S", "API_WORKERS",
+            "API_THREADS"}
 PER_SERVICE = {"API_HOST", "API_PORT", "FLOWER_HOST", "FLOWER_PORT", "FLOWER_USER", "FLOWER_PASSWORD"}
 SET_BY_IMAGES = {"RUN_DIR", "MODELS_DIR", "DETECTION_MODEL", "ALLOW_DOWNLOADS"}
 MAKE_UP_ONLY = {"ALLOW_ANONYMOUS", "DEMO_PAGES_PORT"}

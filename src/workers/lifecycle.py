@@ -182,11 +182,21 @@ def park_lost(job_id: str, job_type: str, last: str, run_s: float) -> bool:
 def end_past_hard_limit(job_id: str, job_type: str, worker: str, limit_s: float | None, run_s: float) -> None:
     """End the attempt `worker` (the killed child) ran FAILURE `time_limit_exceeded`; if another worker has
     started the job since, nothing is written."""
+    end_attempt_of(worker, job_id, job_type, hard_limit_error(limit_s), run_s)
+
+
+def end_attempt_of(worker: str, job_id: str, job_type: str, error: dict[str, str], run_s: float,
+                   unstarted: bool = False) -> None:
+    """End the attempt `worker` (a child) ran FAILURE with `error`; if another worker has started the job since,
+    nothing is written. With `unstarted`, a job no worker has started yet is ended too (its message, the only
+    one in flight, is being acknowledged: nothing else would end it)."""
     r = get_redis()
     record = records.load(r, job_id)
     if record is not None and record.get("worker") == worker:
-        records.finish(r, job_id, JobStatus.FAILURE, error=hard_limit_error(limit_s), attempt=record["attempts"],
+        records.finish(r, job_id, JobStatus.FAILURE, error=error, attempt=record["attempts"],
                        stats_of=(job_type, run_s))
+    elif record is not None and unstarted and not record.get("worker"):
+        records.finish(r, job_id, JobStatus.FAILURE, error=error, stats_of=(job_type, run_s))
 
 
 # --- the reasons a job ends FAILURE ---
@@ -231,6 +241,6 @@ def classify(exc: BaseException) -> dict[str, str]:
     return {"code": "internal_error", "message": f"The worker failed: {type(exc).__name__}: {exc}"}
 
 
-__all__ = ["JobRun", "classify", "end_past_hard_limit", "fail", "finish", "hard_limit_error", "oversized_result",
-           "park", "park_lost", "poison_error", "progress", "read_upload", "start", "stored", "succeed",
-           "this_worker", "unmeasured_result"]
+__all__ = ["JobRun", "classify", "end_attempt_of", "end_past_hard_limit", "fail", "finish", "hard_limit_error",
+           "oversized_result", "park", "park_lost", "poison_error", "progress", "read_upload", "start", "stored",
+           "succeed", "this_worker", "unmeasured_result"]

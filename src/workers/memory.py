@@ -72,9 +72,10 @@ def is_out_of_memory(exc: BaseException) -> bool:
 class OutOfMemory(PlatformError):
     code = "out_of_memory"
 
-    def __init__(self, job_type: str, doing: str = "") -> None:
-        """`doing`: what the job was doing past the cap outside its body ("to store its result")."""
-        cap = limit_mb()
+    def __init__(self, job_type: str, doing: str = "", cap: int | None = None) -> None:
+        """`doing`: what the job was doing past the cap outside its body ("to store its result"); `cap`: the
+        child's, in MB, when told from its worker's main process (by default this process's)."""
+        cap = cap or limit_mb()
         limit = f"the {cap} MB its worker process may use ({job_type.upper()}_MAX_MEMORY_MB)" if cap else \
             "the memory its worker process could get"
         doing = f" {doing}" if doing else ""

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from support import services
-from support.fragile_worker import POISON
+from support.fragile_worker import NO_MEMORY, POISON
 from support.isolated import isolated_platform
 from support.jobs import ApiSession, follow, submit
 from support.media import tone
@@ -117,3 +117,22 @@ def submit_and_follow_ok(http: ApiSession, url: str) -> bool:
     """One more job after the hostile one: the worker still takes and ends jobs."""
     record = follow(http, submit(http, "scrape", json={"url": url, "selectors": {"p": "p"}}), timeout_s=60)
     return bool(record["status"] == "SUCCESS")
+
+
+def test_a_memory_error_past_the_jobs_hooks_ends_the_job_not_the_worker(site: Site) -> None:
+    """Where no hook of the job's can catch it (Celery's own handling of the job), a `MemoryError` reaches the
+    worker's main process, on which Celery stops the whole worker. The main process ends the job instead."""
+    hostile = site.add(f"{NO_MEMORY}/tone.wav", tone(0.5), content_type="audio/wav")
+    with (isolated_platform("audio_length", concurrency=2, app="support.fragile_worker",
+                            FETCH_ALLOWLIST="127.0.0.1") as (url, worker),
+          ApiSession(url) as http):
+        job = submit(http, "audio_length", json={"url": hostile})
+        siblings = [submit(http, "audio_length", files={"audio": ("a.wav", tone(0.5))}) for _ in range(SIBLINGS)]
+        record = follow(http, job, timeout_s=60)
+        others = [follow(http, sibling_id, timeout_s=60) for sibling_id in siblings]
+        assert worker.alive()
+    assert record["status"] == "FAILURE" and record["attempts"] == 1, record
+    assert record["error"] == {"code": "out_of_memory", "message": (
+        "The job needed more memory than the 1024 MB its worker process may use (AUDIO_LENGTH_MAX_MEMORY_MB) "
+        "and was stopped; other jobs were not affected.")}
+    assert [(o["status"], o["attempts"]) for o in others] == [("SUCCESS", 1)] * SIBLINGS

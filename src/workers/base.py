@@ -3,9 +3,11 @@ model (`workers.models`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Reject
 
 from common.errors import InputError
 from workers import lifecycle, memory, models
@@ -63,13 +65,40 @@ class JobTask(Task):
         lifecycle.progress(self.current, percent)
 
     # --- Celery's hooks ---
+    # Each hook runs in the pool child, outside `__call__`. Celery lets a `MemoryError` out of `on_success` (and,
+    # raised while `on_failure` runs, out of the whole trace) to its main process, which then stops the worker;
+    # a torch "can't allocate memory" there is logged and dropped, leaving the job STARTED. So past the memory
+    # cap each hook ends the job FAILURE `out_of_memory` itself (its child is replaced after it, as for the body).
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         run = JobRun(task_id, self.job_type, bool(self.request.called_directly))
-        lifecycle.start(run)
+        failure = self._out_of_memory(lambda: lifecycle.start(run), "to start")
+        if failure is not None:
+            raise failure  # the body is not run; Celery hands the failure to `on_failure`
         self.request.job_run = run
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
-        lifecycle.succeed(self.current, retval)
+        failure: Exception | None
+        try:
+            failure = self._out_of_memory(lambda: lifecycle.succeed(self.current, retval), "to store its result")
+        except Reject:
+            raise  # the store is out: the message is requeued
+        except Exception as exc:  # e.g. a result JSON cannot encode: Celery would only log it, the job left STARTED
+            failure = exc
+        if failure is not None:
+            lifecycle.fail(self.current, failure)
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        lifecycle.fail(self.current, exc)
+        failure = self._out_of_memory(lambda: lifecycle.fail(self.current, exc), "to store its failure")
+        if failure is not None:
+            lifecycle.fail(self.current, failure)
+
+    def _out_of_memory(self, step: Callable[[], None], doing: str) -> memory.OutOfMemory | None:
+        """Run `step`; past the memory cap return the job's `OutOfMemory` (the frames holding what was allocated
+        are dropped with the exception), else None. Any other exception is raised."""
+        try:
+            step()
+        except Exception as exc:
+            if not memory.is_out_of_memory(exc):
+                raise
+            return memory.OutOfMemory(self.job_type, doing)
+        return None

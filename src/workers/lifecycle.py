@@ -15,7 +15,6 @@ raised as it is.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -34,6 +33,7 @@ from common.errors import InputError, PlatformError
 from common.records import JobStatus
 from common.settings import get_settings
 from common.store import get_redis
+from workers.result_size import json_size
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -108,7 +108,12 @@ def progress(run: JobRun, percent: int) -> None:
 
 
 def succeed(run: JobRun, result: Any) -> None:
-    too_large = oversized_result(result, get_settings().result_max_bytes)
+    """Store the result, or fail the job `result_too_large` (also when measuring it ran out of memory)."""
+    limit = get_settings().result_max_bytes
+    try:
+        too_large = oversized_result(result, limit)
+    except MemoryError:
+        too_large = unmeasured_result(limit)
     if too_large is not None:
         log.error("job %s: %s", run.job_id, too_large["message"])
         finish(run, JobStatus.FAILURE, error=too_large)
@@ -177,11 +182,21 @@ def park_lost(job_id: str, job_type: str, last: str, run_s: float) -> bool:
 def end_past_hard_limit(job_id: str, job_type: str, worker: str, limit_s: float | None, run_s: float) -> None:
     """End the attempt `worker` (the killed child) ran FAILURE `time_limit_exceeded`; if another worker has
     started the job since, nothing is written."""
+    end_attempt_of(worker, job_id, job_type, hard_limit_error(limit_s), run_s)
+
+
+def end_attempt_of(worker: str, job_id: str, job_type: str, error: dict[str, str], run_s: float,
+                   unstarted: bool = False) -> None:
+    """End the attempt `worker` (a child) ran FAILURE with `error`; if another worker has started the job since,
+    nothing is written. With `unstarted`, a job no worker has started yet is ended too (its message, the only
+    one in flight, is being acknowledged: nothing else would end it)."""
     r = get_redis()
     record = records.load(r, job_id)
     if record is not None and record.get("worker") == worker:
-        records.finish(r, job_id, JobStatus.FAILURE, error=hard_limit_error(limit_s), attempt=record["attempts"],
+        records.finish(r, job_id, JobStatus.FAILURE, error=error, attempt=record["attempts"],
                        stats_of=(job_type, run_s))
+    elif record is not None and unstarted and not record.get("worker"):
+        records.finish(r, job_id, JobStatus.FAILURE, error=error, stats_of=(job_type, run_s))
 
 
 # --- the reasons a job ends FAILURE ---
@@ -200,13 +215,21 @@ def hard_limit_error(limit_s: float | None) -> dict[str, str]:
 
 
 def oversized_result(result: Any, limit: int) -> dict[str, str] | None:
-    """The error of a result whose JSON is larger than `limit` bytes (`RESULT_MAX_BYTES`), else None."""
-    size = len(json.dumps(result).encode())
+    """The error of a result whose JSON is larger than `limit` bytes (`RESULT_MAX_BYTES`), else None. The
+    JSON is measured, not built (`json_size`): a huge result is refused at the cost of about `limit`."""
+    size = json_size(result, limit)
     if size <= limit:
         return None
     return {"code": "result_too_large",
-            "message": f"The job's result is {size} bytes of JSON, larger than the {limit} bytes a result may "
-                       f"take (RESULT_MAX_BYTES); it was not stored."}
+            "message": f"The job's result is more than {limit} bytes of JSON, the most a result may take "
+                       f"(RESULT_MAX_BYTES); it was not stored."}
+
+
+def unmeasured_result(limit: int) -> dict[str, str]:
+    return {"code": "result_too_large",
+            "message": f"The job's result could not be measured within the memory its worker process may use: it "
+                       f"is far more than the {limit} bytes of JSON a result may take (RESULT_MAX_BYTES); it was "
+                       f"not stored."}
 
 
 def classify(exc: BaseException) -> dict[str, str]:
@@ -218,6 +241,6 @@ def classify(exc: BaseException) -> dict[str, str]:
     return {"code": "internal_error", "message": f"The worker failed: {type(exc).__name__}: {exc}"}
 
 
-__all__ = ["JobRun", "classify", "end_past_hard_limit", "fail", "finish", "hard_limit_error", "oversized_result",
-           "park", "park_lost", "poison_error", "progress", "read_upload", "start", "stored", "succeed",
-           "this_worker"]
+__all__ = ["JobRun", "classify", "end_attempt_of", "end_past_hard_limit", "fail", "finish", "hard_limit_error",
+           "oversized_result", "park", "park_lost", "poison_error", "progress", "read_upload", "start", "stored",
+           "succeed", "this_worker", "unmeasured_result"]

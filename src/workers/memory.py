@@ -7,8 +7,9 @@ So each child also gets a hard cap, `<TYPE>_MAX_MEMORY_MB`, as its data limit (`
 private writable mappings; shared libraries and torch's mapped weights files are not counted, unlike
 `RLIMIT_AS`, which torch's and OpenMP's address-space reservations would exhaust). An allocation past it
 fails inside the job: Python raises `MemoryError` (torch a `RuntimeError` "can't allocate memory"), which
-`JobTask` turns into `OutOfMemory`: the job ends FAILURE `out_of_memory`, its child is replaced after it
-(its peak passed `REPLACE_AT`), and no other job is touched (each child runs one job at a time).
+`JobTask` turns into `OutOfMemory`, in the body or in a hook (starting it, storing its result): the job ends
+FAILURE `out_of_memory`, its child is replaced after it (its peak passed `REPLACE_AT`), and no other job is
+touched (each child runs one job at a time).
 """
 
 from __future__ import annotations
@@ -54,18 +55,32 @@ def limit_mb() -> int | None:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(
-        words in str(exc).lower() for words in _NO_MEMORY))
+    """A `MemoryError`, torch's "can't allocate memory", or an error raised while handling one (redis-py
+    reports a reply it ran out of memory reading as `ValueError: I/O operation on closed file`). An error of
+    ours (`PlatformError`) is the job's own word and is left as it is."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # a chain is short; a looped one ends here
+        if seen is None or isinstance(seen, PlatformError):
+            return False
+        if isinstance(seen, MemoryError) or (isinstance(seen, RuntimeError) and any(
+                words in str(seen).lower() for words in _NO_MEMORY)):
+            return True
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return False
 
 
 class OutOfMemory(PlatformError):
     code = "out_of_memory"
 
-    def __init__(self, job_type: str) -> None:
-        cap = limit_mb()
+    def __init__(self, job_type: str, doing: str = "", cap: int | None = None) -> None:
+        """`doing`: what the job was doing past the cap outside its body ("to store its result"); `cap`: the
+        child's, in MB, when told from its worker's main process (by default this process's)."""
+        cap = cap or limit_mb()
         limit = f"the {cap} MB its worker process may use ({job_type.upper()}_MAX_MEMORY_MB)" if cap else \
             "the memory its worker process could get"
-        super().__init__(f"The job needed more memory than {limit} and was stopped; other jobs were not affected.")
+        doing = f" {doing}" if doing else ""
+        super().__init__(f"The job needed more memory than {limit}{doing} and was stopped; "
+                         f"other jobs were not affected.")
 
 
 __all__ = ["REPLACE_AT", "OutOfMemory", "cap_mb", "is_out_of_memory", "limit_mb", "limit_this_process",

@@ -8,6 +8,8 @@ decided by the job's lifecycle (`workers.lifecycle`); this module is the Celery 
   job's record counts `MAX_DELIVERIES` attempts, the job ends FAILURE (`lifecycle.park_lost`) and its message is
   rejected without requeue: RabbitMQ dead-letters it to `<type>.dead` (`common.broker`).
 - The child ran past the hard time limit and was killed: the record ends FAILURE `time_limit_exceeded`.
+- The child ran out of memory where the job's hooks (`workers.base`) could not catch it, in Celery's own
+  handling of the job: the record ends FAILURE `out_of_memory` (Celery would stop the whole worker).
 
 Either decision takes one try at Redis (the main process must not block: it runs every job of the worker).
 If Redis cannot take it (`store.is_outage`), the message is requeued, never acknowledged, and the next
@@ -25,7 +27,7 @@ import time
 from typing import Any
 
 import redis
-from billiard.einfo import ExceptionWithTraceback
+from billiard.einfo import ExceptionInfo, ExceptionWithTraceback
 from celery import bootsteps
 from celery.exceptions import TimeLimitExceeded, WorkerLostError
 from celery.worker import state
@@ -33,8 +35,9 @@ from celery.worker.request import Request
 from kombu import Connection
 
 from common.broker import dead_letter_queues
+from common.settings import get_settings
 from common.store import is_outage
-from workers import lifecycle
+from workers import lifecycle, memory
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,8 @@ class JobRequest(Request):  # type: ignore[misc]
             isinstance(exc, SystemExit | KeyboardInterrupt) and not (self._already_cancelled or self._already_revoked))
         if lost and self.task.acks_late and not state.should_terminate:
             self._park_if_spent(exc)
+        if isinstance(exc, MemoryError) and not state.should_terminate:
+            exc_info = self._end_out_of_memory()  # Celery's own would stop the worker: "Process got: ..."
         # billiard reports a hard time limit here first (Celery acknowledges it below), then calls `on_timeout`.
         if isinstance(exc, TimeLimitExceeded) and not state.should_terminate:
             self._store_hard_limit(exc.args[0] if exc.args else None)
@@ -84,6 +89,26 @@ class JobRequest(Request):  # type: ignore[misc]
             log.warning("job %s: hard time limit, record not written (%s: %s); the message is requeued, not acked",
                         self.id, type(exc).__name__, exc)
             self.reject(requeue=True)
+
+    def _end_out_of_memory(self) -> ExceptionInfo:
+        """The child ran out of memory where no hook of the job's could catch it (in Celery's own handling of the
+        job, e.g. formatting a huge error). End the attempt FAILURE `out_of_memory` and hand Celery an ordinary
+        failure, which it acknowledges, instead of the `MemoryError` on which it would stop the whole worker.
+        If Redis cannot take it, the message is requeued."""
+        job_type = self.task.job_type
+        failure = memory.OutOfMemory(job_type, cap=get_settings().types[job_type].max_memory_mb)
+        log.error("job %s: its worker process ran out of memory outside the job's hooks", self.id)
+        try:
+            lifecycle.end_attempt_of(lifecycle.this_worker(self.worker_pid), self.id, job_type, failure.to_dict(),
+                                     self._run_s(), unstarted=True)
+        except redis.RedisError as exc:
+            log.warning("job %s: out of memory, record not written (%s: %s); the message is requeued, not acked",
+                        self.id, type(exc).__name__, exc)
+            self.reject(requeue=True)
+        try:
+            raise failure
+        except memory.OutOfMemory:
+            return ExceptionInfo()
 
     def _run_s(self) -> float:
         started = getattr(self, "time_start", None)

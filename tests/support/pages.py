@@ -13,3 +13,8 @@ def nested_divs(depth: int = 200, own_text: int = 50) -> bytes:
 def tiny_tags(size: int) -> bytes:
     """About `size` bytes of `<b></b>`: one parsed element per 7 bytes (about 460 bytes each in BeautifulSoup)."""
     return b"<html><head><title>Tags</title></head><body>" + b"<b></b>" * (size // 7) + b"</body></html>"
+
+
+def long_text(chars: int) -> bytes:
+    """One paragraph of `chars` × `é`: 2 bytes each in the page, 1 in a Python string, 6 in JSON (`\\u00e9`)."""
+    return f"<html><head><title>Text</title></head><body><p>{'é' * chars}</p></body></html>".encode()

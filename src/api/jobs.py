@@ -198,8 +198,9 @@ RENDERINGS: dict[tuple[str, str], threading.BoundedSemaphore] = {
 @api.get("/<job_id>/<artifact>", responses={200: ARTIFACT_RESPONSE, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody})
 def get_artifact(path: ArtifactPath) -> Any:
     """A file made from a succeeded job, as its job type declares (e.g. `annotated.png`)
-    Rendered on the first request and then kept as long as the job; 409 until the job succeeds, 404 for a
-    type that declares no such file, 503 while the API renders as many as it may at once."""
+    Rendered on the first request and then kept as long as the job (if it fits in its owner's
+    `UPLOAD_BYTES_KEPT`; else rendered on each request); 409 until the job succeeds, 404 for a type that
+    declares no such file, 503 while the API renders as many as it may at once."""
     record = find(path.job_id)
     job_type = BY_NAME.get(record["type"])
     artifact = job_type.artifact(path.artifact) if job_type is not None else None
@@ -227,7 +228,8 @@ def _missing_code(artifact: str) -> str:
 
 
 def _render_once(r: Any, job_type: JobType, artifact: Artifact, job_id: str, result: dict[str, Any]) -> bytes:
-    """Render the artifact and cache it for the rest of its record's life; at most so many at once in this
+    """Render the artifact and cache it for the rest of its record's life (within its owner's `UPLOAD_BYTES_KEPT`:
+    the renderer's business, e.g. `kept.cache`); at most so many at once in this
     process (the type's `max_at_once_setting`), waiting up to `RENDER_WAIT_S` for a turn (then 503)."""
     turn = RENDERINGS[(job_type.name, artifact.name)]
     if not turn.acquire(timeout=RENDER_WAIT_S):

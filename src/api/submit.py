@@ -1,4 +1,4 @@
-"""Accept a job: admit it (`api.admission`, uploads in flight), record it (`api.intake`), publish it with the
+"""Accept a job: admit it (`api.admission`, uploads in flight and kept), record it (`api.intake`), publish it with the
 broker's confirm (`api.publish`). A 202 means the job is in Redis and on disk in RabbitMQ; a failed publish
 leaves nothing behind."""
 
@@ -19,7 +19,7 @@ from api import intake
 from api.admission import StoreGauge
 from api.inputs import JobInput
 from api.publish import BrokerGate, publish
-from common import model_status, records
+from common import kept, model_status, records
 from common.catalog import JobType
 from common.errors import Conflict, InputError, Unavailable
 from common.settings import Settings
@@ -74,12 +74,13 @@ class Submitter:
         earlier = self._holder(r, idem)
         if earlier is None:
             self.models.refuse_without_model(r, job_type)
-            self._admit(r, job, uploader)
+            self._admit(r, job_type, job, uploader)
             job_id, token, record = str(uuid.uuid4()), secrets.token_hex(8), records.new_record(job_type.name, owner)
             if job.blob is not None:
                 intake.stage_upload(r, job_id, job.blob)
             earlier = intake.create(r, job_id, record, token=token, idem=idem, uploader=uploader,
-                                    upload_bytes=len(job.blob or b""), settings=self.settings)
+                                    upload_bytes=len(job.blob or b""), settings=self.settings,
+                                    keeps=job_type.keeps_upload)
             if earlier is None:
                 self._publish_or_withdraw(r, job_type, job.payload, job_id, token, idem, deadline)
                 return {**record, "job_id": job_id}, True
@@ -97,7 +98,9 @@ class Submitter:
         intake.release_key(r, idem, raw.decode())
         return None
 
-    def _admit(self, r: redis.Redis, job: JobInput, uploader: str) -> None:
+    def _admit(self, r: redis.Redis, job_type: JobType, job: JobInput, uploader: str) -> None:
+        """Refuse before the upload is staged: the store is full, or the uploader's uploads in flight (or kept,
+        for a type that keeps them) would pass their cap. `intake.create` checks the caps again, atomically."""
         size = len(job.blob or b"")
         self.gauge.admit(r, size)
         cap = self.settings.upload_bytes_in_flight
@@ -105,6 +108,10 @@ class Submitter:
             held = intake.uploads_in_flight(r, uploader, self.settings)
             if held + size > cap:
                 raise intake.uploads_over_cap(held, size, self.settings)
+        if size and job_type.keeps_upload and self.settings.upload_bytes_kept:
+            held, wait_s = kept.room(r, uploader, size, self.settings)
+            if wait_s >= 0:
+                raise intake.uploads_kept_over_cap(held, size, wait_s, self.settings)
 
     def _earlier_job(self, r: redis.Redis, job_type: JobType, job: JobInput, job_id: str, idem: str | None,
                      deadline: float) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from common import jobstats
+from common import jobstats, kept
 from common.lua import Script, lua_set
 from common.settings import get_settings
 
@@ -141,7 +141,10 @@ redis.call('HSET', job, 'progress', percent)
 return 1
 """)
 # `_FINISH` also drops the upload (or, given `keep` = '1', keeps it under `source` as long as the record)
-# and tells waiting long-polls, so a job ends in one round trip. Given an `attempt` number, it writes
+# and tells waiting long-polls, so a job ends in one round trip. A record that names a `kept_counter` (its
+# upload was reserved there, `common.kept`) gets the reservation back, and what stays (the upload kept, plus
+# `kept_extra` bytes the worker stored beside it: a preview) is counted in its owner's counter of bucket
+# `kept_bucket`, which the record names from then on. Given an `attempt` number, it writes
 # only if no later attempt has started: a worker cut off mid-job, whose job was meanwhile delivered to
 # another, must not decide how the job ends (nor drop the upload it reads). The record's fields follow the
 # named arguments (`unpack(ARGV, EXTRA)`).
@@ -150,7 +153,8 @@ return 1
 # is kept instead of being held, then run again.
 _FINISH = Script(
     keys=("job", "blob", "stats", "source"),
-    args=("ttl", "channel", "outcome", "attempt", "count_field", "seconds_field", "seconds", "keep"),
+    args=("ttl", "channel", "outcome", "attempt", "count_field", "seconds_field", "seconds", "keep", "kept_extra",
+          "kept_bucket", "kept_ttl"),
     extra=True, preamble=(_FINAL_LUA,), body="""#!lua flags=allow-oom
 local status = redis.call('HGET', job, 'status')
 if status and attempt ~= '' and redis.call('HGET', job, 'attempts') ~= attempt then return 0 end
@@ -162,11 +166,26 @@ local uploads = redis.call('HGET', job, 'upload_counter')  -- the owner's upload
 if uploads and redis.call('EXISTS', uploads) == 1 then
   redis.call('DECRBY', uploads, redis.call('HGET', job, 'upload_bytes'))
 end
-if keep == '1' and redis.call('EXISTS', blob) == 1 then
+local renamed = keep == '1' and redis.call('EXISTS', blob) == 1
+if renamed then
   redis.call('RENAME', blob, source)
   redis.call('EXPIRE', source, ttl)
 else
   redis.call('DEL', blob)
+end
+local kept_at = redis.call('HGET', job, 'kept_counter')  -- the owner's kept bytes (common.kept)
+if kept_at then
+  local reserved = tonumber(redis.call('HGET', job, 'upload_bytes') or '0')
+  if redis.call('EXISTS', kept_at) == 1 then redis.call('DECRBY', kept_at, reserved) end
+  local stays = tonumber(kept_extra) + (renamed and reserved or 0)
+  if stays > 0 then
+    local counter = string.match(kept_at, '^(.*:)[^:]*$') .. kept_bucket
+    redis.call('INCRBY', counter, stays)
+    redis.call('EXPIRE', counter, kept_ttl)
+    redis.call('HSET', job, 'kept_counter', counter, 'kept_bytes', stays)
+  else
+    redis.call('HDEL', job, 'kept_counter')
+  end
 end
 redis.call('HSET', job, unpack(ARGV, EXTRA))
 redis.call('EXPIRE', job, ttl)
@@ -205,13 +224,14 @@ def set_progress(r: redis.Redis, job_id: str, percent: int, attempt: int | None 
 
 def finish(r: redis.Redis, job_id: str, status: JobStatus, *, result: Any = None,
            error: dict[str, str] | None = None, attempt: int | None = None,
-           stats_of: tuple[str, float] | None = None, keep_upload: bool = False) -> bool:
+           stats_of: tuple[str, float] | None = None, keep_upload: bool = False, kept_bytes: int = 0) -> bool:
     """Move a job to a final state once; return False if it was already final or is gone, or, given the
     `attempt` (what `mark_started` returned) of the run that ends, if a later attempt has started.
     Given `stats_of` (the job's type and run seconds), the same script counts it in the finished-job
     statistics (`jobstats`), so a job is counted once, when its end is stored. The job's upload is
     dropped, or with `keep_upload` kept as long as the record (`load_kept_upload`: a detection's image,
-    from which `annotated.png` is drawn on request) by a rename, not a copy."""
+    from which `annotated.png` is drawn on request) by a rename, not a copy. What stays (the upload kept, and
+    `kept_bytes` the job stored beside its record, e.g. a preview) counts against its owner (`common.kept`)."""
     fields: dict[str, Any] = {"status": status.value, "finished_at": now()}
     if status is JobStatus.SUCCESS:
         fields.update(progress=100, result=json.dumps(result))
@@ -222,8 +242,10 @@ def finish(r: redis.Redis, job_id: str, status: JobStatus, *, result: Any = None
     if stats_of is not None:
         stats = jobstats.fields(stats_of[0], status.value, stats_of[1])
     count_field, seconds_field, seconds = stats
+    settings = get_settings()
     return bool(_FINISH(r, *flat, job=job_key(job_id), blob=blob_key(job_id), stats=jobstats.stats_key(),
-                        source=source_key(job_id), ttl=get_settings().result_ttl_s, channel=done_channel(job_id),
+                        source=source_key(job_id), ttl=settings.result_ttl_s, channel=done_channel(job_id),
                         outcome=status.value, attempt="" if attempt is None else str(attempt),
                         count_field=count_field, seconds_field=seconds_field, seconds=seconds,
-                        keep="1" if keep_upload else "0"))
+                        keep="1" if keep_upload else "0", kept_extra=kept_bytes,
+                        kept_bucket=kept.bucket(settings), kept_ttl=kept.ttl_s(settings)))

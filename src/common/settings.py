@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     upload_bytes_in_flight: int = Field(default=256 * 1024 * 1024, description=(
         'bytes of uploads one API key (or client address, without keys) may have stored for jobs not yet ended; '
         'past it a submit answers 429'))
+    upload_bytes_kept: int = Field(default=256 * 1024 * 1024, ge=0, description=(
+        'bytes one API key (or client address) may keep in the store after its jobs ended, until they expire with '
+        "their records: uploads a job type keeps (detection's image or preview) and cached `annotated.png` files; "
+        'past it a submit of such a type answers 429 `uploads_kept` (a drawing is then served, not cached; 0: no '
+        'cap)'))
     max_wait_s: int = Field(default=30, description=(
         'longest `GET /v1/jobs/<id>?wait=` a client may ask for, in seconds'))
     max_waiting_per_process: int = Field(default=0, description=(

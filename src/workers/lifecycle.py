@@ -53,6 +53,7 @@ class JobRun:
     started: float = 0.0  # monotonic, once the start is stored
     upload: bytes | None = None  # read with the start, handed to the body once
     keeps_upload: bool = False  # kept past a successful end, as long as the record (`records.finish`)
+    kept_bytes: int = 0  # stored beside the record for its life (a preview): counted against the job's owner
 
     def run_s(self) -> float:
         return time.monotonic() - self.started if self.started else 0.0
@@ -141,7 +142,7 @@ def finish(run: JobRun, status: JobStatus, budget_s: float | None = None, **outc
 
     def write() -> bool:
         return records.finish(get_redis(), run.job_id, status, attempt=run.attempt, stats_of=(run.job_type, run_s),
-                              keep_upload=keep, **outcome)
+                              keep_upload=keep, kept_bytes=run.kept_bytes, **outcome)
 
     if not stored(run, f"store its {status.value}", write, budget_s):
         log.info("job %s: attempt %s ended %s, not stored: the job had already ended or a later attempt "

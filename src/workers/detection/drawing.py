@@ -6,6 +6,7 @@ on the preview on request (`GET /v1/jobs/<id>/annotated.png`, through `ANNOTATED
 declares), so a job never pays for a drawing nobody looks at
 (encoding a photo as PNG takes about as long as detecting in it), and a drawing never decodes more than
 `DETECTION_ANNOTATED_MAX_PIXELS` pixels, however large the upload (a 40 MP PNG alone is 120 MB decoded).
+The drawing is cached within its owner's `UPLOAD_BYTES_KEPT` (`common.kept`), else drawn on each request.
 Pillow only (imported inside the functions): nothing here loads a model.
 """
 
@@ -15,8 +16,9 @@ import io
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from common import records
+from common import kept, records
 from common.errors import NotFound
+from common.settings import get_settings
 
 if TYPE_CHECKING:
     import redis
@@ -95,7 +97,8 @@ def draw_boxes(canvas: Image, detections: list[dict[str, Any]], scale: float = 1
 
 
 class AnnotatedImage:
-    """`annotated.png`: drawn once, then cached for the rest of its job record's life."""
+    """`annotated.png`: drawn once, then cached for the rest of its job record's life, if it fits under its owner's
+    `UPLOAD_BYTES_KEPT` (counted there); past it, drawn on each request."""
 
     def cached(self, r: redis.Redis, job_id: str) -> bytes | None:
         png: bytes | None = r.get(records.annotated_key(job_id))  # type: ignore[assignment]
@@ -107,9 +110,8 @@ class AnnotatedImage:
         if image is None:
             raise NotFound(f"Job {job_id}'s image is no longer stored.", code="no_annotated_image")
         png = annotate(image, result, settings.annotated_max_pixels)
-        ttl_ms = r.pttl(records.job_key(job_id))
-        if isinstance(ttl_ms, int) and ttl_ms > 0:
-            r.set(records.annotated_key(job_id), png, px=ttl_ms)
+        # cached (for the rest of the record's life) only within its owner's UPLOAD_BYTES_KEPT, and counted there
+        kept.cache(r, records.job_key(job_id), records.annotated_key(job_id), png, get_settings())
         return png
 
 

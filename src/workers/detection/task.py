@@ -29,6 +29,7 @@ class DetectionTask(JobTask):
         run = self.current
         run.keeps_upload = preview is None
         if preview is not None:
+            run.kept_bytes = len(preview)  # counted against the job's owner when its end is stored
             key, ttl_s = records.preview_key(run.job_id), get_settings().result_ttl_s
             lifecycle.stored(run, "store its preview", lambda: get_redis().set(key, preview, ex=ttl_s))
 

@@ -73,3 +73,22 @@ def test_the_platform_catalog_is_every_folder_with_a_spec() -> None:
     assert {t.name for t in CATALOG} == folders >= {"sentiment", "detection", "audio_length", "scrape"}
     for job_type in CATALOG:
         assert job_type.image in {"worker-light", "worker-ml", "worker-detection"}
+
+
+def test_two_types_whose_schemas_share_a_name_are_refused_in_the_api_docs() -> None:
+    """Two types' inputs with different limits under one component name: one would silently state the other's."""
+    from api.openapi_docs import register
+    from common.schemas import texts_input
+
+    components: dict = {}
+    register(texts_input("Same", 2, 10, many="texts"), components)
+    register(texts_input("Same", 2, 10, many="texts"), components)  # the same schema again: fine
+    with pytest.raises(RuntimeError, match="both named Same"):
+        register(texts_input("Same", 3, 10, many="texts"), components)
+
+
+def test_the_readme_keeps_its_generated_tables() -> None:
+    from common.readme_tables import rewrite
+
+    with pytest.raises(ValueError, match="job-types"):
+        rewrite("# A README whose tables were deleted by hand\n")

@@ -28,7 +28,6 @@ from support.processes import Proc, start_api, start_worker
 from support.wait import until
 from support.web import Site
 
-JOB_TYPES = tuple(t.name for t in CATALOG)  # a new type needs its body in `cancelled_while_pending`
 PREFIX = f"test-expiry-{RUN}:"
 
 
@@ -57,15 +56,14 @@ def test_every_key_the_platform_writes_expires_within_48_hours(site: Site) -> No
 
 
 def cancelled_while_pending(http: ApiSession) -> list[str]:
-    """One job of each type, cancelled before any worker runs."""
+    """One job of each type, cancelled before any worker runs: a JSON type's declared example, or its upload."""
     bodies: dict[str, dict[str, Any]] = {
         "sentiment": {"json": {"text": "fine"}},
         "detection": {"files": {"image": ("a.png", scene(64, 48))}},
         "audio_length": {"files": {"audio": ("a.wav", tone(0.2))}},
         "scrape": {"json": {"url": "http://127.0.0.1:9/", "selectors": {"title": "title"}}},
-        "embedding": {"json": {"texts": ["fine"]}},
     }
-    ids = [submit(http, job_type, **bodies[job_type]) for job_type in JOB_TYPES]
+    ids = [submit(http, t.name, **bodies.get(t.name, {"json": t.example})) for t in CATALOG]
     for job_id in ids:
         assert http.delete(f"/v1/jobs/{job_id}").status_code == 200
     return ids

@@ -19,9 +19,11 @@ REF = "#/components/schemas/{model}"
 
 def register(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
     schema = model.model_json_schema(ref_template=REF)
-    for name, sub in schema.pop("$defs", {}).items():
+    for name, sub in [*schema.pop("$defs", {}).items(), (model.__name__, schema)]:
+        known = components.get(name)
+        if known is not None and known != Schema(**sub):  # two types' models named alike: one would hide the other
+            raise RuntimeError(f"two different schemas are both named {name} in /openapi.json: rename one")
         components[name] = Schema(**sub)
-    components[model.__name__] = Schema(**schema)
     return {"$ref": REF.format(model=model.__name__)}
 
 

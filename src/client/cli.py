@@ -136,8 +136,8 @@ def demo_plan(args: argparse.Namespace, types: dict[str, dict[str, Any]], ready:
     planned = demo.plan(types, [t for t in wanted if _known(t, types)], ready, args.pages)
     for job_type, why in planned.skipped.items():
         log.print(Text.assemble((f"skipped {job_type}: ", "bold yellow"), (why, "yellow")), soft_wrap=True)
-    if not planned.jobs:
-        raise UsageError("nothing to run: every job type asked for was skipped")
+    if not planned.jobs and not planned.skipped:
+        raise UsageError("nothing to run: the API lists none of the job types asked for")
     return Plan(planned.jobs, len(planned.jobs), list(planned.skipped))
 
 

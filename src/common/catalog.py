@@ -69,6 +69,7 @@ class Model:
 
     install_hint: str
     setting: str | None = "model"
+    brought: str | None = None  # what an operator may bring as a folder in MODELS_DIR (Compose mounts ./models)
 
 
 class Renderer(Protocol):

@@ -36,6 +36,8 @@ TABLES = {"job-types": job_types, "settings": settings_table.markdown}
 def rewrite(text: str) -> str:
     """`text` with each `<!-- name -->…<!-- /name -->` block holding its table as generated now."""
     for name, table in TABLES.items():
+        if f"<!-- {name} -->" not in text or f"<!-- /{name} -->" not in text:
+            raise ValueError(f"README.md lost its <!-- {name} --> … <!-- /{name} --> markers: put them back")
         block = f"<!-- {name} -->\n{table()}<!-- /{name} -->"
         text = re.sub(rf"(?s)<!-- {name} -->.*?<!-- /{name} -->", block.replace("\\", "\\\\"), text)
     return text

@@ -55,10 +55,6 @@ SIZING_BY_IMAGE = {
 }
 SIZING_BY_TYPE = {"scrape": Sizing("250m", "256Mi", "512Mi", jobs_per_replica=20, max_replicas=6)}  # waits on I/O
 
-# Types whose model the operator may bring as a folder in ./models (mounted read-only at MODELS_DIR).
-BRING_YOUR_MODEL = {"sentiment": "a fine-tuned transformer you bring: SENTIMENT_MODEL=<folder name>"}
-
-
 def image(job_type: JobType) -> str:
     """The Dockerfile target the type's worker runs in."""
     return job_type.image
@@ -86,7 +82,7 @@ def k8s_name(job_type: JobType) -> str:
 
 
 def compose_service(t: JobType) -> str:
-    target, brought = image(t), BRING_YOUR_MODEL.get(t.name)
+    target, brought = image(t), t.model.brought if t.model is not None else None
     models_dir = ", MODELS_DIR: /models" if brought else ""
     lines = [f"  {t.name}:", "    <<: *worker",
              f"    build: {{context: ., dockerfile: deploy/docker/Dockerfile, target: {target}}}",

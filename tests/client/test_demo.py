@@ -129,6 +129,9 @@ def test_the_demo_skips_a_type_whose_model_no_worker_has(capsys) -> None:
                 assert skip.startswith("skipped detection: its model is unavailable on every worker: ")
                 assert "absent-weights.pt" in skip and "make models" in skip
                 assert main(["demo", "--only", "sentiment,detection", "--strict", "-q", "--api", api]) == 1
+                # Only skipped types asked for: nothing ran, so nothing failed (the skip line says why).
+                assert main(["demo", "--only", "detection", "-q", "--api", api]) == 0
+                assert main(["demo", "--only", "detection", "--strict", "-q", "--api", api]) == 1
         finally:
             proc.stop()
             services.delete_keys(env["KEY_PREFIX"])

@@ -50,6 +50,7 @@ JOB_TYPE = JobType(
     result_model=SentimentResult,
     image="worker-ml",
     model=Model("VADER ships with the `workers` packages (`make install`); a transformers model goes in "
-                "MODELS_DIR, or set ALLOW_DOWNLOADS=1."),
+                "MODELS_DIR, or set ALLOW_DOWNLOADS=1.",
+                brought="a fine-tuned transformer you bring: SENTIMENT_MODEL=<folder name>"),
     example={"texts": ["I love this.", "This is terrible."]},
 )

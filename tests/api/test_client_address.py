@@ -52,6 +52,10 @@ def status_from(url: str, forwarded_for: str | None = None) -> int:
     ("::1", "::/64"),
     ("fe80::1%eth0", "fe80::/64"),
     ("::ffff:203.0.113.5", "203.0.113.5"),
+    ("64:ff9b::cb00:7105", "203.0.113.5"),  # NAT64: each IPv4 client behind the gateway is its own
+    ("64:ff9b::cb00:7106", "203.0.113.6"),
+    ("2002:cb00:7105:1::1", "203.0.113.5"),  # 6to4: the whole /48 belongs to one IPv4 site
+    ("2002:cb00:7105:ffff::1", "203.0.113.5"),
     ("", "unknown"),
 ])
 def test_an_address_is_keyed_by_its_ipv4_or_its_ipv6_64(address: str, key: str) -> None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 MAX_PIXELS = 4_000_000  # the default of DETECTION_ANNOTATED_MAX_PIXELS
 PREVIEW_QUALITY = 90
+MIN_PREVIEW_PIXELS = 64 * 64  # a JPEG of a few KB, under any upload of more than `max_pixels`
 PALETTE = ("#FF3838", "#2C99A8", "#FF9D97", "#3DDB86", "#FFB21D", "#00C2FF", "#CFD231", "#344593",
            "#48F90A", "#FF701F", "#92CC17", "#6473FF", "#1A9334", "#0018EC", "#00D4BB", "#FF95C8")
 
@@ -65,17 +66,22 @@ def upright(data: bytes, max_pixels: int = MAX_PIXELS) -> Image:
     return image
 
 
-def preview(image: Image, max_pixels: int = MAX_PIXELS) -> bytes | None:
+def preview(image: Image, max_pixels: int = MAX_PIXELS, max_bytes: int | None = None) -> bytes | None:
     """What `annotate` will draw on, made where `image` (the upright decoded upload) is at hand: None when
-    it has at most `max_pixels` (the upload itself will do), else `image` scaled down to that, as a JPEG."""
+    it has at most `max_pixels` (the upload itself will do), else `image` scaled down to that, as a JPEG of
+    at most `max_bytes` (the upload's size: what its owner's kept bytes reserved), smaller again if needed."""
     from PIL import Image as PilImage
 
     if image.width * image.height <= max_pixels:
         return None
-    scaled = image.resize(fit(image.size, max_pixels), PilImage.Resampling.BILINEAR, reducing_gap=2.0)
-    out = io.BytesIO()
-    scaled.save(out, format="JPEG", quality=PREVIEW_QUALITY)
-    return out.getvalue()
+    while True:
+        scaled = image.resize(fit(image.size, max_pixels), PilImage.Resampling.BILINEAR, reducing_gap=2.0)
+        out = io.BytesIO()
+        scaled.save(out, format="JPEG", quality=PREVIEW_QUALITY)
+        # A PNG of a few colours can be far smaller than any JPEG of its pixels: a quarter of them each time.
+        if max_bytes is None or out.tell() <= max_bytes or max_pixels <= MIN_PREVIEW_PIXELS:
+            return out.getvalue()
+        max_pixels //= 4
 
 
 def draw_boxes(canvas: Image, detections: list[dict[str, Any]], scale: float = 1.0) -> None:

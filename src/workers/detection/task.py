@@ -22,10 +22,11 @@ class DetectionTask(JobTask):
         return core.load_model(s.types["detection"].model, [s.models_dir], threads=self.torch_threads(),
                                allow_downloads=s.allow_downloads)
 
-    def keep_for_drawing(self, image: Image) -> None:
+    def keep_for_drawing(self, image: Image, upload_bytes: int) -> None:
         """What `annotated.png` is drawn on, kept as long as the record: the upload when it has at most
-        `DETECTION_ANNOTATED_MAX_PIXELS` (kept by the script that stores the job's end), else a smaller preview."""
-        preview = drawing.preview(image, get_settings().types["detection"].annotated_max_pixels)
+        `DETECTION_ANNOTATED_MAX_PIXELS` (kept by the script that stores the job's end), else a smaller preview,
+        never larger than the upload, whose size the owner's kept bytes reserved at the submit."""
+        preview = drawing.preview(image, get_settings().types["detection"].annotated_max_pixels, upload_bytes)
         run = self.current
         run.keeps_upload = preview is None
         if preview is not None:
@@ -37,8 +38,9 @@ class DetectionTask(JobTask):
 @job_task("detection", base=DetectionTask)
 def run(self: Any, payload: dict[str, Any]) -> dict[str, object]:
     model = self.model
-    image = core.decode(self.upload())
+    upload = self.upload()
+    image = core.decode(upload)
     self.progress(30)  # decoded
     result = core.detect(image, model, payload.get("confidence", 0.25), payload.get("max_detections", 100))
-    self.keep_for_drawing(image)
+    self.keep_for_drawing(image, len(upload))
     return result

@@ -1,6 +1,7 @@
 """workers.detection.drawing: annotated.png, drawn from a detection job's upload and result (Pillow only)."""
 
 import io
+import random
 
 from PIL import Image
 
@@ -48,6 +49,21 @@ def test_a_preview_is_made_only_past_the_cap_as_a_scaled_jpeg() -> None:
         assert opened.format == "JPEG" and opened.size == (948, 632)
         red = opened.convert("RGB").getpixel((300, 316))  # inside the red rectangle, scaled
         assert all(abs(a - b) < 8 for a, b in zip(red, (200, 40, 40), strict=True)), red
+
+
+def test_a_preview_is_never_larger_than_the_upload_its_owner_reserved() -> None:
+    """Random 4-pixel stripes, every row alike: a 47 KB PNG, a 381 KB JPEG preview. The preview shrinks until
+    it fits the upload's size, which the owner's kept bytes (UPLOAD_BYTES_KEPT) reserved and checked at submit."""
+    rnd = random.Random(1)
+    row = bytes(b for _ in range(1000) for b in [rnd.randrange(256) for _ in range(3)] * 4)
+    image = Image.frombytes("RGB", (4000, 3000), row * 3000)
+    upload = io.BytesIO()
+    image.save(upload, format="PNG", optimize=True)
+    assert len(drawing.preview(image, max_pixels=1_200_000) or b"") > upload.tell()  # what it would have kept
+    made = drawing.preview(image, max_pixels=1_200_000, max_bytes=upload.tell())
+    assert made is not None and len(made) <= upload.tell()
+    with Image.open(io.BytesIO(made)) as opened:
+        assert opened.format == "JPEG" and opened.width * opened.height <= 1_200_000
 
 
 def test_exif_orientation_is_applied_as_detection_saw_it() -> None:

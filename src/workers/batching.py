@@ -75,9 +75,12 @@ class Gatherer:
         return got
 
     def close(self) -> None:
-        if self.connection is not None:
-            self.connection.release()
-        self.connection = self.channel = None
+        connection, self.connection, self.channel = self.connection, None, None
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception as exc:  # already broken: the broker has closed it, or will on its own
+                log.debug("batch channel closed with %s: %s", type(exc).__name__, exc)
 
 
 _gatherers: dict[str, Gatherer] = {}
@@ -102,12 +105,18 @@ def run(task: Any, payload: dict[str, Any]) -> Any:
     if own.batch_max <= 1 or task.request.called_directly:
         return unwrap(call(task, [payload])[0])
     messages = gather(task, own.batch_max - 1, own.batch_wait_ms / 1000)
-    members = [Member(task.current, payload)] + [m for m in map(lambda msg: join(task, msg), messages) if m]
-    lifecycle.stored(task.current, "note its batch", lambda: records.set_batch_size(
-        get_redis(), [(m.run.job_id, m.run.attempt or 0) for m in members], len(members)))
-    outcomes = call(task, [m.payload for m in members])
-    for member, outcome in zip(members[1:], outcomes[1:], strict=True):
-        end(task, member, outcome)
+    try:
+        members = [Member(task.current, payload)] + [m for m in map(lambda msg: join(task, msg), messages) if m]
+        lifecycle.stored(task.current, "note its batch", lambda: records.set_batch_size(
+            get_redis(), [(m.run.job_id, m.run.attempt or 0) for m in members], len(members)))
+        outcomes = call(task, [m.payload for m in members])
+        for member, outcome in zip(members[1:], outcomes[1:], strict=True):
+            end(task, member, outcome)
+    except BaseException:
+        # Whatever stopped the batch (the store out past its retries, the soft time limit outside the engine
+        # call, a bug): closing the channel hands every member not yet answered back to RabbitMQ, not held here.
+        gatherer(task).close()
+        raise
     return unwrap(outcomes[0])
 
 
@@ -128,7 +137,12 @@ def join(task: Any, message: Message) -> Member | None:
                     task.name)
         message.requeue()
         return None
-    args, kwargs, _embed = message.decode()
+    try:
+        args, kwargs, _embed = message.decode()
+    except Exception as exc:  # not a Celery task message: dead-lettered, as Celery would not run it either
+        log.error("job %s: its message cannot be read (%s: %s); dead-lettered", job_id, type(exc).__name__, exc)
+        message.reject(requeue=False)
+        return None
     run_ = JobRun(job_id, task.job_type)
     try:
         lifecycle.start(run_)

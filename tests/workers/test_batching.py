@@ -156,8 +156,9 @@ def test_batch_max_1_keeps_prefetch_1_per_process(platform_env, workers, http) -
     assert all(r["status"] == "SUCCESS" and "batch_size" not in r for r in ended), ended
     vhost = requests.utils.quote(platform_env["BROKER_URL"].rsplit("/", 1)[1], safe="")
 
-    def consumers() -> list[dict[str, Any]] | None:
-        return management(f"queues/{vhost}/sentiment").get("consumer_details") or None
+    def consumers() -> list[dict[str, Any]] | None:  # with their channels (the management stats lag seconds)
+        found = management(f"queues/{vhost}/sentiment").get("consumer_details") or []
+        return found if found and all(isinstance(c["channel_details"], dict) for c in found) else None
 
     found = until(consumers, 30, "the management API to list the sentiment consumers")
     assert len(found) == 1, found

@@ -99,6 +99,36 @@ def test_a_failing_member_fails_alone(sentiment_batches) -> None:
     assert ended[bad]["batch_size"] > 1, ended[bad]  # it ran in a batch with siblings
 
 
+def test_a_member_past_max_deliveries_is_parked_alone(sentiment_batches) -> None:
+    """A gathered job whose record already counts MAX_DELIVERIES attempts (its worker died each time) ends
+    `poison_job` and its message goes to the dead-letter queue; the batch runs without it."""
+    from kombu import Connection
+
+    from common import records
+    from common.broker import dead_letter_queue_name
+    from common.settings import get_settings
+
+    http, worker = sentiment_batches
+    ids = [str(uuid.uuid4()) for _ in range(6)]
+    spent = ids[2]
+    with publisher_of(worker) as app:
+        from common.store import get_redis
+
+        for job_id in ids:
+            records.create(get_redis(), job_id, "sentiment")
+        get_redis().hset(records.job_key(spent), "attempts", get_settings().max_deliveries)
+        for job_id in ids:
+            app.send_task("sentiment.run", args=[{"text": "What a great day."}], queue="sentiment", task_id=job_id)
+        ended = {job_id: follow(http, job_id) for job_id in ids}
+        with Connection(get_settings().broker_url) as conn:
+            _, parked, _ = conn.default_channel.queue_declare(dead_letter_queue_name("sentiment"), passive=True)
+    assert ended[spent]["status"] == "FAILURE" and ended[spent]["error"]["code"] == "poison_job", ended[spent]
+    assert parked == 1
+    siblings = [r for job_id, r in ended.items() if job_id != spent]
+    assert all(r["status"] == "SUCCESS" and r["attempts"] == 1 for r in siblings), siblings
+    assert max(r["batch_size"] for r in siblings) > 1
+
+
 def pool_child(worker: Proc) -> psutil.Process:
     children = psutil.Process(worker.pid).children()
     assert len(children) == 1, children

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any
 
 from bench.figures import arguments, repeats, row, write_result
-from bench.jobs import drained_rate, model_ready, submit_many
+from bench.jobs import Http, drained_rate, model_ready, submit_many
 from bench.platform import platform
 from bench.sentiment import SENTENCES, direct_rate, start_direct
 
@@ -68,8 +69,24 @@ def drained(stack: Any, queue: str, n: int) -> float:
                                                                       CLIENTS)])
 
 
+def lone_latency_ms(stack: Any, n: int = 40) -> float:
+    """p50 of n jobs sent one after another (POST, then GET ?wait): each finds the queue empty."""
+    http, samples = Http(str(stack.url)), []
+    try:
+        for i in range(n):
+            started = time.perf_counter()
+            _, job = http.call("POST", "/v1/jobs/sentiment", json.dumps({"text": SENTENCES[i % 4]}).encode(),
+                               "application/json")
+            _, record = http.call("GET", f"/v1/jobs/{job['job_id']}?wait=30")
+            assert record["status"] == "SUCCESS", record
+            samples.append((time.perf_counter() - started) * 1000)
+    finally:
+        http.close()
+    return statistics.median(samples)
+
+
 def vader_rows(args: Any, sizes: dict[str, Any]) -> list[dict[str, Any]]:
-    n, ours, off, base = sizes["vader"], [], [], []
+    n, ours, off, base, lone_on, lone_off = sizes["vader"], [], [], [], [], []
     direct = start_direct("vader")
     try:
         with platform({"sentiment": POOL}, SENTIMENT_MODEL="vader", SENTIMENT_BATCH_MAX="64") as stack:
@@ -78,17 +95,21 @@ def vader_rows(args: Any, sizes: dict[str, Any]) -> list[dict[str, Any]]:
             for _ in range(repeats(args)):
                 ours.append(drained(stack, "sentiment", n))
                 base.append(direct_rate(direct, SENTENCES[:1], sizes["seconds"], n // POOL))
+                lone_on.append(lone_latency_ms(stack))
         with platform({"sentiment": POOL}, SENTIMENT_MODEL="vader") as stack:
             model_ready(stack, "sentiment")
             drained(stack, "sentiment", 100)  # warm up
             for _ in range(repeats(args)):
                 off.append(drained(stack, "sentiment", max(100, n // 4)))
+                lone_off.append(lone_latency_ms(stack))
     finally:
         direct.shutdown()
     label = {"baseline_label": f"core.analyze of one text at a time in {POOL} processes"}
     worker = f"the pool ({POOL} processes) on jobs queued over HTTP"
     return [row("VADER single-text jobs, BATCH_MAX=64", "texts/s", ours, base, platform_label=worker, **label),
-            row("VADER single-text jobs, batching off", "texts/s", off, base, platform_label=worker, **label)]
+            row("VADER single-text jobs, batching off", "texts/s", off, base, platform_label=worker, **label),
+            row("VADER lone job p50, BATCH_MAX=64", "ms", lone_on, lone_off, baseline_label="batching off",
+                platform_label="POST + GET ?wait, one at a time, BATCH_WAIT_MS=5")]
 
 
 def embedding_rows(args: Any, sizes: dict[str, Any]) -> list[dict[str, Any]]:

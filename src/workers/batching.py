@@ -59,9 +59,10 @@ class Gatherer:
         if self.connection is None:
             self.connection = self.app.connection_for_read(heartbeat=0)  # idle between batches: no heartbeats
             self.channel = self.connection.default_channel
+            self.channel.basic_qos(0, most, False)  # once: the channel's consumers, one batch at a time
         got: list[Message] = []
         consumer = Consumer(self.channel, [self.app.amqp.queues[self.queue]], on_message=got.append,
-                            accept=["json"], auto_declare=False, prefetch_count=most)
+                            accept=["json"], auto_declare=False)
         consumer.consume()
         deadline = time.monotonic() + wait_s
         try:

@@ -83,6 +83,15 @@ def test_a_worker_refuses_to_start_with_an_unknown_type_variable() -> None:
     assert "Unknown setting SCRAPE_MAX_MATCH for the scrape job type" in done.stderr + done.stdout
 
 
+def test_batching_is_refused_for_a_type_whose_engine_takes_one_job() -> None:
+    assert read_types({"SENTIMENT_BATCH_MAX": "16"})["sentiment"].batch_max == 16
+    with pytest.raises(SettingsError, match=r"^AUDIO_LENGTH_BATCH_MAX=4: audio_length jobs do not run in batches"):
+        read_types({"AUDIO_LENGTH_BATCH_MAX": "4"})
+    done = run_python("-m", "launcher", "up", SCRAPE_BATCH_MAX="2")
+    assert done.returncode == 2, done.stderr
+    assert "SCRAPE_BATCH_MAX=2: scrape jobs do not run in batches" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_an_old_name_still_works_and_the_new_name_wins() -> None:
     assert read_types({"IMAGE_MAX_BYTES": "1234"})["detection"].max_bytes == 1234
     assert read_types({"IMAGE_MAX_BYTES": "1234", "DETECTION_MAX_BYTES": "5678"})["detection"].max_bytes == 5678

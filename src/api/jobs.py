@@ -58,7 +58,11 @@ class WaitQuery(CachedSchema):
 
 
 def public(record: dict[str, Any]) -> dict[str, Any]:
-    return {name: record.get(name) for name in PUBLIC_FIELDS}
+    """The record as the API shows it; `batch_size` only for a job that ran with batching on."""
+    view = {name: record.get(name) for name in PUBLIC_FIELDS}
+    if view["batch_size"] is None:
+        del view["batch_size"]
+    return view
 
 
 def not_found(job_id: str) -> NotFound:

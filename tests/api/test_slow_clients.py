@@ -196,3 +196,44 @@ def test_a_multi_mb_upload_still_goes_through_with_the_default_deadline(api_url:
     response = requests.post(f"{api_url}/v1/jobs/detection", files={"image": ("noise.png", out.getvalue())},
                              timeout=30)
     assert response.status_code == 202, response.text
+
+
+def test_clients_that_never_read_their_answers_are_closed_by_the_write_deadline(slow_api: str) -> None:
+    """Clients with a tiny receive buffer ask again and again for /openapi.json on kept-alive connections and
+    never read: each answer's write waits at most CLIENT_READ_TIMEOUT_S, then the connection is closed, so the
+    threads come back and /health answers."""
+    count = 3 * WORKERS * THREADS  # enough for each worker's 4 threads, however the workers share them
+    request = b"GET /openapi.json HTTP/1.1\r\nHost: api\r\n\r\n"
+    readers = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        sock.connect(address(slow_api))
+        sock.setblocking(False)
+        readers.append(sock)
+    try:
+        alive = set(readers)
+
+        def ask_again() -> bool:
+            """One more request on each connection still open; whether the server has closed them all."""
+            for sock in list(alive):
+                try:
+                    sock.send(request)
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError:  # reset: the server closed it with requests unread
+                    alive.discard(sock)
+            time.sleep(0.02)  # pacing the attack, not synchronisation
+            return not alive
+
+        started = time.monotonic()
+        # each slow reader holds a thread READ_TIMEOUT_S: a few rounds of 2 × 4 threads
+        until(ask_again, 10 * READ_TIMEOUT_S + 15, "the server to close every connection that does not read")
+        closed_after = time.monotonic() - started
+        took = health_latencies(slow_api)
+        print(f"slow readers ×{count}: all closed after {closed_after:.1f} s; /health then took "
+              f"{', '.join(f'{t * 1000:.0f}' for t in took)} ms")
+        assert max(took) < HEALTH_BUDGET_S
+    finally:
+        for sock in readers:
+            sock.close()

@@ -237,3 +237,68 @@ def test_clients_that_never_read_their_answers_are_closed_by_the_write_deadline(
     finally:
         for sock in readers:
             sock.close()
+
+
+class BodyHogger(threading.Thread):
+    """One client (127.0.0.1) opening ~50 connections a second, each sending a POST head and never its body."""
+
+    HEAD = (b"POST /v1/jobs/sentiment HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n")
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.stop, self.opened = url, threading.Event(), 0
+        self.held: list[socket.socket] = []
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            with contextlib.suppress(OSError):
+                sock = socket.create_connection(address(self.url), timeout=5)
+                sock.sendall(self.HEAD)
+                self.held.append(sock)
+                self.opened += 1
+            for old in self.held[:-200]:  # the newest stay open (the server cuts the others at their deadline)
+                old.close()
+            self.held = self.held[-200:]
+            self.stop.wait(0.02)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.join(5)
+        for sock in self.held:
+            sock.close()
+
+
+def paced_upload(url: str, source: str) -> bytes:
+    """A 1 MB upload from `source` on a 4 Mbit/s link (25 kB pieces, 0.05 s apart: about 2 s, two thirds of the
+    read timeout), its send buffer small so that the server has to read it as it comes: the answer's status line."""
+    body = (b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
+            + b"x" * 1_000_000 + b"\r\n--b--\r\n")
+    with socket.socket() as sock:
+        sock.bind((source, 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        sock.settimeout(10)
+        sock.connect(address(url))
+        sock.sendall(b"POST /v1/jobs/detection HTTP/1.1\r\nHost: api\r\nContent-Type: multipart/form-data; boundary=b"
+                     b"\r\nContent-Length: %d\r\n\r\n" % len(body))
+        with contextlib.suppress(OSError):  # a server that gave up answers anyway: read it below
+            for i in range(0, len(body), 25_000):
+                sock.sendall(body[i:i + 25_000])
+                time.sleep(0.05)  # the link's pace, not synchronisation
+        return read_until_closed(sock).partition(b"\r\n")[0]
+
+
+def test_one_client_holding_every_body_slot_does_not_starve_an_upload_from_another(slow_api: str) -> None:
+    """Bodies on threads are capped per client address: an attacker's endless bodiless POSTs keep at most a
+    share of the slots, and an honest upload from another address is read (415: its bytes are no image), not
+    408."""
+    hogger = BodyHogger(slow_api)
+    hogger.start()
+    try:
+        until(lambda: hogger.opened >= 4 * WORKERS * THREADS, 10, "the attacker to open its connections")
+        answers = [paced_upload(slow_api, "127.0.0.2") for _ in range(3)]
+        opened = hogger.opened
+    finally:
+        hogger.close()
+    print(f"honest uploads under a body-slot attack ({opened} connections): {answers}")
+    assert all(a.startswith(b"HTTP/1.1 415 ") for a in answers), answers

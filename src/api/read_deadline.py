@@ -26,6 +26,7 @@ import selectors
 import socket
 import time
 from collections import deque
+from concurrent import futures
 from functools import partial
 from typing import Any
 
@@ -65,8 +66,69 @@ class ReadDeadlineWorker(ThreadWorker):
         super().init_process()  # runs the worker: the poller exists only from here on
 
     def run(self) -> None:
+        """gthread's loop; when `alive` goes False (SIGTERM) the worker stops accepting and closes its idle
+        kept-alive connections, but serves heads being read, queued bodies and running requests until they end
+        (each within its read deadline) or gunicorn's graceful_timeout nears, then exits."""
         self.poller.register(self.wake_r, selectors.EVENT_READ, self.on_wake)
-        super().run()
+        for listener in self.sockets:
+            listener.setblocking(False)
+            self.poller.register(listener, selectors.EVENT_READ, partial(self.accept, listener.getsockname()))
+        while self.alive:
+            self.turn()
+            if not self.is_parent_alive():
+                break
+        stop_at = time.monotonic() + max(0.0, self.cfg.graceful_timeout - 1.0)
+        self.stop_accepting()
+        while self.unfinished() and time.monotonic() < stop_at:
+            self.turn()
+        self.tpool.shutdown(False)
+        self.poller.close()
+        futures.wait(self.futures, timeout=max(0.0, stop_at - time.monotonic()))
+
+    def unfinished(self) -> bool:
+        return bool(self.heads or self.body_queue or self.futures or self.to_linger or self.lingering)
+
+    def turn(self) -> None:
+        """One turn of gthread's loop: events (or waiting for a thread when at worker_connections), finished
+        requests, deadlines."""
+        self.notify()
+        if self.nr_conns < self.worker_connections:
+            for key, _ in self.poller.select(1.0):
+                key.data(key.fileobj)
+            result = futures.wait(self.futures, timeout=0, return_when=futures.FIRST_COMPLETED)
+        else:
+            result = futures.wait(self.futures, timeout=1.0, return_when=futures.FIRST_COMPLETED)
+        for done in result.done:
+            self.futures.remove(done)
+        self.murder_keepalived()
+
+    def stop_accepting(self) -> None:
+        for listener in self.sockets:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self.poller.unregister(listener)
+            listener.close()
+        with self._lock:
+            kept = list(self._keep)
+        for conn in kept:  # a next head already on its way is served; idle connections are closed
+            if self.has_bytes(conn):
+                self.on_client_socket_readable(conn, conn.sock)
+                continue
+            with self._lock:
+                try:
+                    self._keep.remove(conn)
+                except ValueError:  # murder_keepalived closed it meanwhile
+                    continue
+                with contextlib.suppress(KeyError, ValueError, OSError):
+                    self.poller.unregister(conn.sock)
+            self.nr_conns -= 1
+            conn.close()
+
+    @staticmethod
+    def has_bytes(conn: TConn) -> bool:
+        try:
+            return bool(conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except OSError:
+            return False
 
     def on_wake(self, fd: int) -> None:
         with contextlib.suppress(BlockingIOError):

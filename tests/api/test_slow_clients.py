@@ -10,6 +10,7 @@ import io
 import json
 import os
 import select
+import signal
 import socket
 import threading
 import time
@@ -302,3 +303,35 @@ def test_one_client_holding_every_body_slot_does_not_starve_an_upload_from_anoth
         hogger.close()
     print(f"honest uploads under a body-slot attack ({opened} connections): {answers}")
     assert all(a.startswith(b"HTTP/1.1 415 ") for a in answers), answers
+
+
+def test_a_request_half_sent_when_the_api_is_told_to_stop_is_still_answered(platform_env: dict[str, str]) -> None:
+    """SIGTERM (a deploy): the workers stop accepting, but a request whose head is half read goes on being read
+    and is answered, as stock gthread's threads would, before the worker exits."""
+    proc, url = start_api({**platform_env, "API_WORKERS": str(WORKERS), "API_THREADS": str(THREADS),
+                           "CLIENT_READ_TIMEOUT_S": "5"})
+    try:
+        conn = http.client.HTTPConnection(*address(url), timeout=10)
+        conn.request("GET", "/health")  # the connection is the worker's, kept alive
+        first = conn.getresponse()
+        first.read()
+        assert first.status == 200
+        sock = conn.sock
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: api\r\n")  # the next head, half sent
+        proc.popen.send_signal(signal.SIGTERM)
+
+        def refused() -> bool:
+            try:
+                socket.create_connection(address(url), timeout=1).close()
+            except ConnectionRefusedError:
+                return True
+            return False
+
+        until(refused, 10, "the API to stop accepting connections")
+        sock.sendall(b"Connection: close\r\n\r\n")
+        answer = read_until_closed(sock)
+        conn.close()
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        assert proc.popen.wait(30) == 0
+    finally:
+        proc.stop()

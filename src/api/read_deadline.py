@@ -12,7 +12,13 @@ accept (or from the first byte of a next request on a kept-alive connection):
 - Bodies are read on a thread, but at most half the threads read bodies at once (the others wait in the
   loop), and every read on the socket waits no longer than what is left of the deadline. A body still
   arriving at the deadline raises `ClientTooSlow` (a werkzeug 408) inside the app, which answers 408
-  (JSON), and the connection closes.
+  (JSON), and the connection closes. One client address has at most a quarter of the slots (at least
+  one): the queue's other bodies go first. A body the app left unread (a 401, a 413) is dropped by the
+  loop (`linger`), not on a thread holding a slot.
+- Answers are written with the same timeout per write (`sendall`'s is the budget of the whole call):
+  a client that does not take its answer is closed, and the thread freed.
+- On SIGTERM the worker stops accepting but serves what is under way (heads, queued bodies, requests),
+  each within its deadline and gunicorn's graceful_timeout, then exits.
 TLS connections keep gthread's own behaviour (the platform serves plain HTTP behind its proxy).
 """
 

@@ -335,3 +335,35 @@ def test_a_request_half_sent_when_the_api_is_told_to_stop_is_still_answered(plat
         assert proc.popen.wait(30) == 0
     finally:
         proc.stop()
+
+
+def bound_connection(url: str, source: str) -> socket.socket:
+    sock = socket.socket()
+    sock.bind((source, 0))
+    sock.settimeout(10)
+    sock.connect(address(url))
+    return sock
+
+
+def test_a_body_refused_unread_holds_no_body_slot(slow_api: str) -> None:
+    """Requests refused before their body is read (here 405) leave their body to the loop: the next upload from
+    the same address (whose body slot they would hold) is read at once, not after their read deadline."""
+    refused = [bound_connection(slow_api, "127.0.0.3") for _ in range(4 * WORKERS)]
+    try:
+        for sock in refused:
+            sock.sendall(b"POST /health HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 1000\r\n\r\n")
+        for sock in refused:
+            assert sock.recv(200).startswith(b"HTTP/1.1 405 ")
+        body = b'{"no": "text"}'
+        started = time.monotonic()
+        with bound_connection(slow_api, "127.0.0.3") as sock:
+            sock.sendall(b"POST /v1/jobs/sentiment HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+                         b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            answer = read_until_closed(sock)
+        took = time.monotonic() - started
+    finally:
+        for sock in refused:
+            sock.close()
+    print(f"an upload after {len(refused)} refused bodies from its address: answered in {took:.2f} s")
+    assert answer.startswith(b"HTTP/1.1 400 ") and took < 1.5, (answer[:100], took)

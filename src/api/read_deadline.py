@@ -12,7 +12,13 @@ accept (or from the first byte of a next request on a kept-alive connection):
 - Bodies are read on a thread, but at most half the threads read bodies at once (the others wait in the
   loop), and every read on the socket waits no longer than what is left of the deadline. A body still
   arriving at the deadline raises `ClientTooSlow` (a werkzeug 408) inside the app, which answers 408
-  (JSON), and the connection closes.
+  (JSON), and the connection closes. One client address has at most a quarter of the slots (at least
+  one): the queue's other bodies go first. A body the app left unread (a 401, a 413) is dropped by the
+  loop (`linger`), not on a thread holding a slot.
+- Answers are written with the same timeout per write (`sendall`'s is the budget of the whole call):
+  a client that does not take its answer is closed, and the thread freed.
+- On SIGTERM the worker stops accepting but serves what is under way (heads, queued bodies, requests),
+  each within its deadline and gunicorn's graceful_timeout, then exits.
 TLS connections keep gthread's own behaviour (the platform serves plain HTTP behind its proxy).
 """
 
@@ -21,85 +27,30 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
-import json
 import os
 import selectors
 import socket
 import time
 from collections import deque
+from concurrent import futures
 from functools import partial
 from typing import Any
 
+from gunicorn.http.body import LengthReader
 from gunicorn.workers.gthread import TConn, ThreadWorker
-from werkzeug.exceptions import RequestTimeout
 
+from api.request_reading import (
+    HEAD_END,
+    HEAD_TOO_LARGE,
+    MAX_HEAD_BYTES,
+    TOO_SLOW,
+    ClientTooSlow,
+    DeadlineSocket,
+    body_follows,
+)
 from common.settings import get_settings
 
-MAX_HEAD_BYTES = 64 * 1024
 LINGER_S = 2.0  # after a refusal, how long the rest of what the client sends is read and dropped
-HEAD_END = b"\r\n\r\n"
-
-
-class ClientTooSlow(RequestTimeout):
-    """The client had not sent its whole request by its deadline."""
-
-    description = "The request was not received in time; send the whole request within the server's read timeout."
-
-
-class DeadlineSocket:
-    """A blocking socket whose `recv` waits no longer than what is left until `deadline` (monotonic),
-    for gunicorn's body readers; past it `on_expiry` runs and `ClientTooSlow` is raised."""
-
-    def __init__(self, sock: socket.socket, deadline: float, conn: TConn) -> None:
-        self.sock, self.deadline, self.conn = sock, deadline, conn
-
-    def recv(self, size: int) -> bytes:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            self._expire()
-        self.sock.settimeout(remaining)
-        try:
-            return self.sock.recv(size)
-        except TimeoutError:
-            self._expire()
-        finally:
-            self.sock.settimeout(None)  # the answer is written blocking, as gthread does
-        raise AssertionError("unreachable")
-
-    def _expire(self) -> None:
-        self.conn.expired = True
-        request = getattr(self.conn, "request", None)
-        if request is not None:
-            request.force_close()  # the answer says `Connection: close`; the rest of the body is never read
-        raise ClientTooSlow()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.sock, name)
-
-
-def refusal(status: int, reason: str, code: str, message: str) -> bytes:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n")
-    return head.encode() + body
-
-
-TOO_SLOW = refusal(408, "Request Timeout", "request_timeout", ClientTooSlow.description)
-HEAD_TOO_LARGE = refusal(431, "Request Header Fields Too Large", "headers_too_large",
-                         f"The request head is larger than {MAX_HEAD_BYTES} bytes.")
-
-
-def body_follows(buffered: bytes, end: int) -> bool:
-    """Whether a body is still to come after the head that ends at `end` in `buffered`."""
-    length = None
-    for line in buffered[:end].split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"transfer-encoding":
-            return True
-        if name == b"content-length" and value.strip().isdigit():
-            length = int(value.strip())
-    return length is not None and length > len(buffered) - end - len(HEAD_END)
 
 
 class ReadDeadlineWorker(ThreadWorker):
@@ -108,7 +59,10 @@ class ReadDeadlineWorker(ThreadWorker):
     def init_process(self) -> None:
         self.read_timeout_s = get_settings().client_read_timeout_s
         self.body_slots = max(1, self.cfg.threads // 2)
+        self.slots_per_peer = max(1, self.body_slots // 4)  # one client cannot take every slot
         self.body_readers = 0  # requests with a body on a thread now (pool threads release: under the lock)
+        self.peer_readers: dict[str, int] = {}  # the same, per client address (under the lock)
+        self.to_linger: deque[TConn] = deque()  # answered on a thread, body unread: the loop lingers on them
         self.heads: dict[TConn, float] = {}  # connections whose head is being read → deadline
         self.body_queue: deque[TConn] = deque()  # heads read, waiting for a body slot
         self.lingering: dict[TConn, float] = {}  # refused, draining until closed or the time given
@@ -118,12 +72,75 @@ class ReadDeadlineWorker(ThreadWorker):
         super().init_process()  # runs the worker: the poller exists only from here on
 
     def run(self) -> None:
+        """gthread's loop; when `alive` goes False (SIGTERM) the worker stops accepting and closes its idle
+        kept-alive connections, but serves heads being read, queued bodies and running requests until they end
+        (each within its read deadline) or gunicorn's graceful_timeout nears, then exits."""
         self.poller.register(self.wake_r, selectors.EVENT_READ, self.on_wake)
-        super().run()
+        for listener in self.sockets:
+            listener.setblocking(False)
+            self.poller.register(listener, selectors.EVENT_READ, partial(self.accept, listener.getsockname()))
+        while self.alive:
+            self.turn()
+            if not self.is_parent_alive():
+                break
+        stop_at = time.monotonic() + max(0.0, self.cfg.graceful_timeout - 1.0)
+        self.stop_accepting()
+        while self.unfinished() and time.monotonic() < stop_at:
+            self.turn()
+        self.tpool.shutdown(False)
+        self.poller.close()
+        futures.wait(self.futures, timeout=max(0.0, stop_at - time.monotonic()))
+
+    def unfinished(self) -> bool:
+        return bool(self.heads or self.body_queue or self.futures or self.to_linger or self.lingering)
+
+    def turn(self) -> None:
+        """One turn of gthread's loop: events (or waiting for a thread when at worker_connections), finished
+        requests, deadlines."""
+        self.notify()
+        if self.nr_conns < self.worker_connections:
+            for key, _ in self.poller.select(1.0):
+                key.data(key.fileobj)
+            result = futures.wait(self.futures, timeout=0, return_when=futures.FIRST_COMPLETED)
+        else:
+            result = futures.wait(self.futures, timeout=1.0, return_when=futures.FIRST_COMPLETED)
+        for done in result.done:
+            self.futures.remove(done)
+        self.murder_keepalived()
+
+    def stop_accepting(self) -> None:
+        for listener in self.sockets:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self.poller.unregister(listener)
+            listener.close()
+        with self._lock:
+            kept = list(self._keep)
+        for conn in kept:  # a next head already on its way is served; idle connections are closed
+            if self.has_bytes(conn):
+                self.on_client_socket_readable(conn, conn.sock)
+                continue
+            with self._lock:
+                try:
+                    self._keep.remove(conn)
+                except ValueError:  # murder_keepalived closed it meanwhile
+                    continue
+                with contextlib.suppress(KeyError, ValueError, OSError):
+                    self.poller.unregister(conn.sock)
+            self.nr_conns -= 1
+            conn.close()
+
+    @staticmethod
+    def has_bytes(conn: TConn) -> bool:
+        try:
+            return bool(conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except OSError:
+            return False
 
     def on_wake(self, fd: int) -> None:
         with contextlib.suppress(BlockingIOError):
             os.read(fd, 4096)
+        while self.to_linger:
+            self.linger(self.to_linger.popleft())
         self.dispatch_waiting_bodies()
 
     def wake(self) -> None:
@@ -192,6 +209,7 @@ class ReadDeadlineWorker(ThreadWorker):
             self.refuse(conn, HEAD_TOO_LARGE)
             return
         conn.deadline = deadline
+        conn.peer = str(conn.client[0]) if isinstance(conn.client, tuple) else str(conn.client)
         if body_follows(bytes(conn.head), end):
             self.body_queue.append(conn)
             self.dispatch_waiting_bodies()
@@ -207,26 +225,41 @@ class ReadDeadlineWorker(ThreadWorker):
         conn.close()
 
     def dispatch_waiting_bodies(self) -> None:
-        while self.body_queue:
+        """Queued bodies go to threads in their order, but a client address with `slots_per_peer` bodies on
+        threads already waits: one client opening many connections cannot keep every slot."""
+        for conn in list(self.body_queue):
+            if conn.deadline <= time.monotonic():
+                self.body_queue.remove(conn)
+                self.refuse(conn, TOO_SLOW)
+                continue
             with self._lock:
                 if self.body_readers >= self.body_slots:
                     return
+                if self.peer_readers.get(conn.peer, 0) >= self.slots_per_peer:
+                    continue
                 self.body_readers += 1
-            conn = self.body_queue.popleft()
-            if conn.deadline <= time.monotonic():
-                with self._lock:
-                    self.body_readers -= 1
-                self.refuse(conn, TOO_SLOW)
-                continue
+                self.peer_readers[conn.peer] = self.peer_readers.get(conn.peer, 0) + 1
+            self.body_queue.remove(conn)
             conn.body_slot = True
             self.to_thread(conn)
+
+    def release_body_slot(self, conn: TConn) -> None:
+        """On the thread, once the request is answered and its body read (or given up)."""
+        conn.body_slot = False
+        with self._lock:
+            self.body_readers -= 1
+            left = self.peer_readers.pop(conn.peer) - 1
+            if left:
+                self.peer_readers[conn.peer] = left
+        self.wake()
 
     def to_thread(self, conn: TConn) -> None:
         """Hand a connection with a whole head to a thread: the parser reads the head from what the loop
         read, and the body from the socket, within the connection's deadline."""
         conn.init()
+        conn.sock.settimeout(self.read_timeout_s)  # a client that does not read its answer: see handle_request
         conn.parser.unreader.unread(bytes(conn.head))
-        conn.parser.unreader.sock = DeadlineSocket(conn.sock, conn.deadline, conn)
+        conn.parser.unreader.sock = DeadlineSocket(conn.sock, conn.deadline, conn, self.read_timeout_s)
         conn.head = bytearray()
         fs = self.tpool.submit(self.handle, conn)
         self._wrap_future(fs, conn)
@@ -243,6 +276,13 @@ class ReadDeadlineWorker(ThreadWorker):
             self.nr_conns -= 1
             conn.close()
             return
+        self.linger(conn)
+
+    def linger(self, conn: TConn) -> None:
+        """In the loop: read and drop what an answered client still sends, for LINGER_S at most, then close."""
+        with contextlib.suppress(OSError):
+            conn.sock.setblocking(False)
+            conn.sock.shutdown(socket.SHUT_WR)
         self.lingering[conn] = time.monotonic() + LINGER_S
         with self._lock:
             self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_linger_bytes, conn))
@@ -291,21 +331,37 @@ class ReadDeadlineWorker(ThreadWorker):
             return keepalive, conn
         finally:
             if getattr(conn, "body_slot", False):
-                conn.body_slot = False
-                with self._lock:
-                    self.body_readers -= 1
-                self.wake()
+                self.release_body_slot(conn)
+
+    def finish_request(self, fs: Any) -> None:
+        """gthread's, but a connection answered with its body unread goes back to the loop to linger."""
+        conn = fs.conn
+        if getattr(conn, "unread_body", False) and not fs.cancelled():
+            self.to_linger.append(conn)
+            self.wake()
+            return
+        super().finish_request(fs)
 
     def handle_request(self, req: Any, conn: TConn) -> bool:
+        """A write that the client does not take within CLIENT_READ_TIMEOUT_S (`sendall`'s timeout is the
+        budget of the whole call) closes the connection: a client that never reads cannot hold a thread."""
         conn.request = req
-        return bool(super().handle_request(req, conn))
+        try:
+            return bool(super().handle_request(req, conn))
+        except TimeoutError:
+            self.log.info("Closing %s: it did not read its answer within %ss", conn.client, self.read_timeout_s)
+            return False
 
     def rest_of_body_read(self, conn: TConn) -> bool:
-        """Read what the app left of the body (gunicorn would, before the next request) now, within the
-        deadline and still holding the body slot, so that the next head is read in the loop."""
+        """Read what the app left of the body (gunicorn would, before the next request), so that the next
+        head is read in the loop. A body of known length that the app did not read (a 401, a 413) is not
+        waited for on a thread holding a body slot: the loop reads and drops it (`linger`), then closes."""
         if getattr(conn, "expired", False):
             return False
         body = conn.parser.mesg.body
+        if isinstance(body.reader, LengthReader) and body.reader.length > 0:
+            conn.unread_body = True
+            return False
         try:
             while body.read(65536):
                 pass

@@ -13,6 +13,7 @@ import pytest
 from api.limits import body_limit, json_max_bytes, largest_limit, submit_limit
 from common.catalog import BY_NAME
 from common.settings import get_settings
+from support.raw_http import read_until_closed
 
 MB = 1024 * 1024
 
@@ -73,20 +74,6 @@ class BodySender(threading.Thread):
                 self.sent += self.sock.send(block[: self.size - self.sent])
         except OSError:
             pass
-
-
-def read_until_closed(sock: socket.socket) -> bytes:
-    """What the server sends until it closes the connection (a reset after it answered is a close too)."""
-    received = b""
-    try:
-        while chunk := sock.recv(65536):
-            received += chunk
-    except ConnectionResetError:
-        pass
-    except TimeoutError:
-        pytest.fail(f"no answer and no close in time: the server waits for the rest of the body "
-                    f"(got {received[:200]!r})")
-    return received
 
 
 @pytest.mark.parametrize("job_type", ["sentiment", "scrape"])

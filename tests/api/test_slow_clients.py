@@ -23,6 +23,7 @@ import requests
 from PIL import Image
 
 from support.processes import start_api
+from support.raw_http import read_until_closed
 from support.wait import until
 
 WORKERS, THREADS = 2, 4
@@ -168,16 +169,6 @@ def test_a_kept_alive_connection_serves_several_requests_then_is_cut_when_it_dri
     took = time.monotonic() - started
     conn.close()
     assert answer.startswith(b"HTTP/1.1 408 ") and took <= READ_TIMEOUT_S + MARGIN_S, (answer[:200], took)
-
-
-def read_until_closed(sock: socket.socket) -> bytes:
-    received = b""
-    try:
-        while chunk := sock.recv(65536):
-            received += chunk
-    except ConnectionResetError:
-        pass
-    return received
 
 
 def test_a_head_over_64_kib_is_431(slow_api: str) -> None:

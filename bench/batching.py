@@ -3,7 +3,9 @@
 the worker's: jobs queued over HTTP while the pool was paused, then drained (rate from the jobs' finish
 stamps, `bench.jobs.drained_rate`). VADER single-text jobs with `SENTIMENT_BATCH_MAX=64` against the direct
 loop (`core.analyze` of one text at a time), and the same jobs with batching off (today's behaviour);
-embedding single-text jobs with `EMBEDDING_BATCH_MAX=32` against `core.embed` called with batches of 32.
+embedding single-text jobs with `EMBEDDING_BATCH_MAX=32` against `core.embed` called with batches of 32;
+DistilBERT-base size (random weights, `bench.sentiment.distilbert`) single-text jobs with
+`SENTIMENT_BATCH_MAX=32` against `core.analyze` called with batches of 32.
 
     .venv/bin/python -m bench.batching [--size small|full] [--repeat 3]
 """
@@ -21,12 +23,12 @@ from typing import Any
 from bench.figures import arguments, repeats, row, write_result
 from bench.jobs import Http, drained_rate, model_ready, submit_many
 from bench.platform import platform
-from bench.sentiment import SENTENCES, direct_rate, start_direct
+from bench.sentiment import SENTENCES, direct_rate, distilbert, start_direct
 
 POOL = 2
 CLIENTS = 4
-SIZES = {"small": {"vader": 200, "embedding": 64, "seconds": 1.0},
-         "full": {"vader": 3000, "embedding": 960, "seconds": 3.0}}
+SIZES = {"small": {"vader": 200, "embedding": 64, "distilbert": 64, "seconds": 1.0},
+         "full": {"vader": 3000, "embedding": 960, "distilbert": 640, "seconds": 3.0}}
 EMBED_BATCH = [f"{SENTENCES[i % len(SENTENCES)]} ({i})" for i in range(32)]
 
 _engine: Any = None
@@ -125,13 +127,33 @@ def embedding_rows(args: Any, sizes: dict[str, Any]) -> list[dict[str, Any]]:
                 baseline_label=f"core.embed with batches of 32 in {POOL} processes")]
 
 
+def distilbert_rows(args: Any, sizes: dict[str, Any]) -> list[dict[str, Any]]:
+    n, model, ours, base = sizes["distilbert"], str(distilbert()), [], []
+    batch = [f"{SENTENCES[i % len(SENTENCES)]} ({i})" for i in range(32)]
+    direct = start_direct(model)
+    try:
+        with platform({"sentiment": POOL}, SENTIMENT_MODEL=model, SENTIMENT_BATCH_MAX="32") as stack:
+            model_ready(stack, "sentiment")
+            drained(stack, "sentiment", 64)  # warm up
+            for _ in range(repeats(args)):
+                ours.append(drained(stack, "sentiment", n))
+                base.append(direct_rate(direct, batch, sizes["seconds"], n // POOL // len(batch)))
+    finally:
+        direct.shutdown()
+    return [row("DistilBERT-size single-text jobs, BATCH_MAX=32", "texts/s", ours, base, target=(">=", 0.9),
+                platform_label=f"the pool ({POOL} processes) on jobs queued over HTTP",
+                baseline_label=f"core.analyze with batches of 32 in {POOL} processes")]
+
+
 def main() -> None:
     parser = arguments(__doc__)
-    parser.add_argument("--types", default="sentiment,embedding", help="comma-separated: sentiment, embedding")
+    parser.add_argument("--types", default="sentiment,embedding,distilbert",
+                        help="comma-separated: sentiment (VADER), embedding, distilbert")
     args = parser.parse_args()
     types, sizes = args.types.split(","), SIZES[args.size]
     rows = (vader_rows(args, sizes) if "sentiment" in types else []) + \
-        (embedding_rows(args, sizes) if "embedding" in types else [])
+        (embedding_rows(args, sizes) if "embedding" in types else []) + \
+        (distilbert_rows(args, sizes) if "distilbert" in types else [])
     write_result(args, "batching", "Batching across jobs", rows, method=__doc__.split("\n\n")[0].replace("\n", " "),
                  extra={"pool": POOL, "clients": CLIENTS})
 

@@ -115,3 +115,27 @@ def test_the_scripts_final_states_are_records_final(platform_env: dict[str, str]
     ended = status in records.FINAL
     assert (records.mark_started(r, job_id, "host-a:1") == records.ALREADY_FINAL) == ended
     assert records.finish(r, job_id, JobStatus.FAILURE, error={"code": "x", "message": "y"}) == (not ended)
+
+
+def test_jobs_start_and_end_after_redis_lost_its_scripts(platform_env: dict[str, str]) -> None:
+    """Scripts run by their SHA1 (EVALSHA). A Redis that restarted (or ran SCRIPT FLUSH) knows none of them:
+    a lone write falls back to sending the script, and a batch's pipeline loads them and runs once more, with
+    each attempt still counted once."""
+    r = get_redis()
+    alone, *batch = (new_job(platform_env) for _ in range(4))
+
+    r.script_flush()
+    assert records.mark_started(r, alone, "host-a:1") == 1
+    r.script_flush()
+    started = records.start_many(r, batch, "host-a:1", uploads=True, batch_size=4, leader=(alone, 1))
+    assert started == [(1, b"the upload")] * 3
+    r.script_flush()
+    ends = [records.Ending(job_id, JobStatus.SUCCESS, result={"n": i}, attempt=1, batch_size=4)
+            for i, job_id in enumerate(batch)]
+    assert records.finish_many(r, ends) == [True] * 3
+    r.script_flush()
+    assert records.finish(r, alone, JobStatus.SUCCESS, result={"n": -1}, attempt=1, batch_size=4)
+
+    loaded = [records.load(r, job_id) for job_id in [alone, *batch]]
+    assert [(rec["status"], rec["attempts"], rec["batch_size"]) for rec in loaded if rec] == [("SUCCESS", 1, 4)] * 4
+    assert [rec["result"]["n"] for rec in loaded if rec] == [-1, 0, 1, 2]

@@ -5,21 +5,29 @@ preamble binds `KEYS[i]` and `ARGV[i]` to them), and callers pass them by name, 
 positions. `extra=True` lets a caller pass a variable tail of arguments after the named ones: the body reads
 them as `unpack(ARGV, EXTRA)`; `extra_keys=True` likewise a tail of keys (`more_keys=`), from `KEYS[EXTRA_KEYS]`.
 
+A script runs by its SHA1 (EVALSHA): its source (kilobytes) is not sent with every call. Called on its own it
+falls back to EVAL when Redis does not know it (after a restart, or SCRIPT FLUSH); a pipeline's caller wraps its
+pipeline in `loaded`, which loads every script and runs the pipeline again on NOSCRIPT (no script of it ran).
+
 The preamble also holds `FINAL`, a Lua set of the final job statuses built from `records.FINAL`, so the
 scripts test "already ended" (`if FINAL[status] then`) from the same constant as the Python code.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from redis.client import Pipeline
+from redis.exceptions import NoScriptError
 
 _SHEBANG = "#!lua"
+_DECLARED: list[Script] = []
+T = TypeVar("T")
 
 
 def lua_set(name: str, members: Iterable[str]) -> str:
@@ -37,6 +45,7 @@ class Script:
     extra_keys: bool = False
     preamble: Sequence[str] = ()  # further Lua lines to run first (constants the body reads)
     source: str = field(init=False)
+    sha: str = field(init=False)
 
     def __post_init__(self) -> None:
         shebang, body = "", self.body.lstrip("\n")
@@ -51,6 +60,8 @@ class Script:
         if self.extra_keys:
             lines.append(f"local EXTRA_KEYS = {len(self.keys) + 1}")
         object.__setattr__(self, "source", shebang + "\n".join(lines) + "\n" + body)
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+        _DECLARED.append(self)
 
     def __call__(self, client: redis.Redis | Pipeline, *extra: Any, more_keys: Sequence[str] = (),
                  **named: Any) -> Any:
@@ -61,7 +72,26 @@ class Script:
             raise TypeError(f"script called with missing {sorted(missing)}, unknown {sorted(unknown)} or "
                             f"{len(extra) + len(more_keys)} unexpected extra arguments or keys")
         keys = [*(named[k] for k in self.keys), *more_keys]
-        return client.eval(self.source, len(keys), *keys, *(named[a] for a in self.args), *extra)  # type: ignore[arg-type]
+        arguments = [len(keys), *keys, *(named[a] for a in self.args), *extra]
+        if isinstance(client, Pipeline):
+            return client.evalsha(self.sha, *arguments)
+        try:
+            return client.evalsha(self.sha, *arguments)
+        except NoScriptError:
+            return client.eval(self.source, *arguments)  # Redis keeps it: the next EVALSHA finds it
 
 
-__all__ = ["Script", "lua_set"]
+def loaded(r: redis.Redis, run: Callable[[], T]) -> T:
+    """`run()`, a pipeline calling scripts; if Redis did not know one of them (NOSCRIPT: that script did not run,
+    nor any other call of it), every declared script is loaded and the pipeline runs once more."""
+    try:
+        return run()
+    except NoScriptError:
+        with r.pipeline(transaction=False) as pipe:
+            for script in _DECLARED:
+                pipe.script_load(script.source)
+            pipe.execute()
+        return run()
+
+
+__all__ = ["Script", "loaded", "lua_set"]

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from common import jobstats, kept
-from common.lua import Script, lua_set
+from common.lua import Script, loaded, lua_set
 from common.settings import get_settings
 
 
@@ -125,12 +128,14 @@ def load_kept_upload(r: redis.Redis, job_id: str) -> bytes | None:
 # refuses a script (READONLY, MISCONF; OOM for all but `_FINISH`: `store.is_outage`) at its first write, so
 # a refused script has written nothing.
 _FINAL_LUA = lua_set("FINAL", FINAL)
-_START = Script(keys=("job",), args=("now", "worker", "ttl"), preamble=(_FINAL_LUA,), body="""
+# `batch_size` (not empty: the job starts in a batch, `workers.batching`) is noted with the start.
+_START = Script(keys=("job",), args=("now", "worker", "ttl", "batch_size"), preamble=(_FINAL_LUA,), body="""
 local status = redis.call('HGET', job, 'status')
 if not status then return -1 end
 if FINAL[status] then return -2 end
 local attempts = redis.call('HINCRBY', job, 'attempts', 1)
 redis.call('HSET', job, 'status', 'STARTED', 'started_at', now, 'progress', 0, 'worker', worker)
+if batch_size ~= '' then redis.call('HSET', job, 'batch_size', batch_size) end
 redis.call('EXPIRE', job, ttl)
 return attempts
 """)
@@ -200,7 +205,7 @@ redis.call('PUBLISH', channel, outcome)
 return 1
 """.replace("STATS_TTL", str(jobstats.STATS_TTL_S)))
 NOT_FOUND, ALREADY_FINAL = -1, -2
-# `batch_size` of a running attempt (`workers.batching`): only while the job is STARTED by that attempt.
+# `batch_size` of a running attempt (the leader of a batch, `workers.batching`): only while that attempt runs.
 _BATCH_SIZE = Script(keys=("job",), args=("size", "attempt"), body="""
 if redis.call('HGET', job, 'status') ~= 'STARTED' then return 0 end
 if redis.call('HGET', job, 'attempts') ~= attempt then return 0 end
@@ -212,25 +217,34 @@ return 1
 def mark_started(r: redis.Redis, job_id: str, worker: str = "") -> int:
     """Count one more attempt, note the worker (`host:pid`) running it, refresh the record's TTL and return
     the count, or NOT_FOUND / ALREADY_FINAL (nothing written)."""
-    return int(_START(r, job=job_key(job_id), now=now(), worker=worker, ttl=get_settings().result_ttl_s))
+    return int(_START(r, job=job_key(job_id), now=now(), worker=worker, ttl=get_settings().result_ttl_s,
+                      batch_size=""))
 
 
 def start_with_upload(r: redis.Redis, job_id: str, worker: str = "") -> tuple[int, bytes | None]:
     """`mark_started` and the job's upload in one round trip."""
-    with r.pipeline(transaction=False) as pipe:
-        _START(pipe, job=job_key(job_id), now=now(), worker=worker, ttl=get_settings().result_ttl_s)
-        pipe.get(blob_key(job_id))
-        attempts, upload = pipe.execute()
-    return int(attempts), upload
+    return start_many(r, [job_id], worker, uploads=True)[0]
 
 
-def set_batch_size(r: redis.Redis, runs: list[tuple[str, int]], size: int) -> None:
-    """Note on each running job of `runs` (job id, attempt) that it runs in a batch of `size` jobs; a job that
-    ended or started again meanwhile is left as it is. One round trip."""
-    with r.pipeline(transaction=False) as pipe:
-        for job_id, attempt in runs:
-            _BATCH_SIZE(pipe, job=job_key(job_id), size=size, attempt=attempt)
-        pipe.execute()
+def start_many(r: redis.Redis, job_ids: Sequence[str], worker: str, *, uploads: bool, batch_size: int = 0,
+               leader: tuple[str, int] | None = None) -> list[tuple[int, bytes | None]]:
+    """`mark_started` of each job (with its upload, given `uploads`) in one round trip. Given a `batch_size`,
+    each started job notes it, and so does the `leader` (job id, attempt) already running with them, if it
+    still runs that attempt."""
+    ttl, stamp, size = get_settings().result_ttl_s, now(), str(batch_size) if batch_size else ""
+
+    def run() -> list[Any]:
+        with r.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                _START(pipe, job=job_key(job_id), now=stamp, worker=worker, ttl=ttl, batch_size=size)
+                if uploads:
+                    pipe.get(blob_key(job_id))
+            if leader is not None and batch_size:
+                _BATCH_SIZE(pipe, job=job_key(leader[0]), size=batch_size, attempt=leader[1])
+            return pipe.execute()
+
+    replies = iter(loaded(r, run))
+    return [(int(next(replies)), next(replies) if uploads else None) for _ in job_ids]
 
 
 def set_progress(r: redis.Redis, job_id: str, percent: int, attempt: int | None = None) -> bool:
@@ -240,30 +254,60 @@ def set_progress(r: redis.Redis, job_id: str, percent: int, attempt: int | None 
     return bool(_PROGRESS(r, job=job_key(job_id), percent=percent, attempt="" if attempt is None else attempt))
 
 
-def finish(r: redis.Redis, job_id: str, status: JobStatus, *, result: Any = None,
-           error: dict[str, str] | None = None, attempt: int | None = None,
-           stats_of: tuple[str, float] | None = None, keep_upload: bool = False, kept_bytes: int = 0) -> bool:
+def finish(r: redis.Redis, job_id: str, status: JobStatus, **end: Any) -> bool:
     """Move a job to a final state once; return False if it was already final or is gone, or, given the
     `attempt` (what `mark_started` returned) of the run that ends, if a later attempt has started.
-    Given `stats_of` (the job's type and run seconds), the same script counts it in the finished-job
-    statistics (`jobstats`), so a job is counted once, when its end is stored. The job's upload is
-    dropped, or with `keep_upload` kept as long as the record (`load_kept_upload`: a detection's image,
-    from which `annotated.png` is drawn on request) by a rename, not a copy. What stays (the upload kept, and
-    `kept_bytes` the job stored beside its record, e.g. a preview) counts against its owner (`common.kept`)."""
-    fields: dict[str, Any] = {"status": status.value, "finished_at": now()}
-    if status is JobStatus.SUCCESS:
-        fields.update(progress=100, result=json.dumps(result))
-    if error is not None:
-        fields["error"] = json.dumps(error)
-    flat = [item for pair in fields.items() for item in pair]
-    stats: tuple[str, str, float | str] = ("", "", "")
-    if stats_of is not None:
-        stats = jobstats.fields(stats_of[0], status.value, stats_of[1])
-    count_field, seconds_field, seconds = stats
-    settings = get_settings()
-    return bool(_FINISH(r, *flat, job=job_key(job_id), blob=blob_key(job_id), stats=jobstats.stats_key(),
-                        source=source_key(job_id), ttl=settings.result_ttl_s, channel=done_channel(job_id),
-                        outcome=status.value, attempt="" if attempt is None else str(attempt),
-                        count_field=count_field, seconds_field=seconds_field, seconds=seconds,
-                        keep="1" if keep_upload else "0", kept_extra=kept_bytes,
-                        kept_bucket=kept.bucket(settings), kept_ttl=kept.ttl_s(settings)))
+    The keyword arguments are `Ending`'s: given `stats_of` (the job's type and run seconds), the same script
+    counts it in the finished-job statistics (`jobstats`), so a job is counted once, when its end is stored.
+    The job's upload is dropped, or with `keep_upload` kept as long as the record (`load_kept_upload`: a
+    detection's image, from which `annotated.png` is drawn on request) by a rename, not a copy. What stays
+    (the upload kept, and `kept_bytes` the job stored beside its record, e.g. a preview) counts against its
+    owner (`common.kept`)."""
+    return bool(Ending(job_id, status, **end).queue(r))
+
+
+def finish_many(r: redis.Redis, ends: Sequence[Ending]) -> list[bool]:
+    """`finish` of several jobs in one round trip: for each, whether its end was stored."""
+    def run() -> list[Any]:
+        with r.pipeline(transaction=False) as pipe:
+            for end in ends:
+                end.queue(pipe)
+            return pipe.execute()
+
+    return [bool(stored) for stored in loaded(r, run)]
+
+
+@dataclass
+class Ending:
+    """One job's end, as `finish` stores it."""
+    job_id: str
+    status: JobStatus
+    result: Any = None
+    error: dict[str, str] | None = None
+    attempt: int | None = None
+    stats_of: tuple[str, float] | None = None
+    keep_upload: bool = False
+    kept_bytes: int = 0
+    batch_size: int = 0  # how many jobs ran together (`workers.batching`), noted when above 0
+
+    def queue(self, client: redis.Redis | Pipeline) -> Any:
+        """Run `_FINISH` on `client` (or queue it, on a pipeline)."""
+        fields: dict[str, Any] = {"status": self.status.value, "finished_at": now()}
+        if self.status is JobStatus.SUCCESS:
+            fields.update(progress=100, result=json.dumps(self.result))
+        if self.error is not None:
+            fields["error"] = json.dumps(self.error)
+        if self.batch_size:
+            fields["batch_size"] = self.batch_size
+        flat = [item for pair in fields.items() for item in pair]
+        stats: tuple[str, str, float | str] = ("", "", "")
+        if self.stats_of is not None:
+            stats = jobstats.fields(self.stats_of[0], self.status.value, self.stats_of[1])
+        count_field, seconds_field, seconds = stats
+        settings, job_id = get_settings(), self.job_id
+        return _FINISH(client, *flat, job=job_key(job_id), blob=blob_key(job_id), stats=jobstats.stats_key(),
+                       source=source_key(job_id), ttl=settings.result_ttl_s, channel=done_channel(job_id),
+                       outcome=self.status.value, attempt="" if self.attempt is None else str(self.attempt),
+                       count_field=count_field, seconds_field=seconds_field, seconds=seconds,
+                       keep="1" if self.keep_upload else "0", kept_extra=self.kept_bytes,
+                       kept_bucket=kept.bucket(settings), kept_ttl=kept.ttl_s(settings))

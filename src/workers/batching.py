@@ -4,9 +4,10 @@ Celery delivers one job (the leader) to a pool child as always. When its type ba
 is above 1, the leader's body (`run`) takes up to `BATCH_MAX - 1` more messages of the same queue on the
 child's own channel (`Gatherer`: prefetch `BATCH_MAX - 1`, no auto-ack, consuming only while it gathers),
 those that arrive within `<TYPE>_BATCH_WAIT_MS`. Each gathered job goes through the same lifecycle as the
-leader (`lifecycle.start`: attempt counted, a cancelled or ended job dropped, one past `MAX_DELIVERIES` parked
-and dead-lettered); the type's engine runs once on all their inputs (the task's `run_batch`); each member's
-end is stored (`lifecycle.succeed`/`fail`), and only then is its message acked on the child's channel. The
+leader (`lifecycle.start_batch`, every start in one round trip: attempt counted, a cancelled or ended job
+dropped, one past `MAX_DELIVERIES` parked and dead-lettered); the type's engine runs once on all their inputs
+(the task's `run_batch`); the members' ends are stored (`lifecycle.end_batch`, one round trip), and only then
+is each message acked on the child's channel. The
 leader's end and ack stay Celery's (`JobTask` hooks, late ack).
 
 A batch call that raises runs its members again one by one, so a failing member fails alone. A child killed
@@ -17,6 +18,7 @@ attempt was counted in its own record. The leader's time limits cover the whole 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,12 +26,10 @@ from typing import Any
 
 from celery import signals
 from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded
-from kombu import Connection, Consumer
+from kombu import Connection
 from kombu.message import Message
 
-from common import records
 from common.settings import get_settings
-from common.store import get_redis
 from workers import lifecycle, memory
 from workers.lifecycle import JobRun
 
@@ -56,24 +56,42 @@ class Gatherer:
     def gather(self, most: int, wait_s: float) -> list[Message]:
         """Up to `most` messages that arrive within `wait_s`, unacked. The channel's prefetch is `most`, so
         RabbitMQ never hands it more than one batch can take."""
+        deadline = time.monotonic() + wait_s
         if self.connection is None:
             self.connection = self.app.connection_for_read(heartbeat=0)  # idle between batches: no heartbeats
             self.channel = self.connection.default_channel
             self.channel.basic_qos(0, most, False)  # once: the channel's consumers, one batch at a time
         got: list[Message] = []
-        consumer = Consumer(self.channel, [self.app.amqp.queues[self.queue]], on_message=got.append,
-                            accept=["json"], auto_declare=False)
-        consumer.consume()
-        deadline = time.monotonic() + wait_s
+        # py-amqp's own consume, without waiting for consume-ok (a refusal closes the channel, raised by the
+        # drain); kombu's `Consumer` waits for it, a round trip more per batch.
+        tag = self.channel.basic_consume(
+            self.app.amqp.queues[self.queue].name, consumer_tag=f"batch-{os.getpid()}", no_ack=False, nowait=True,
+            callback=lambda raw: got.append(self.channel.message_to_python(raw)))
         try:
-            while len(got) < most and (left := deadline - time.monotonic()) > 0:
+            # In whole milliseconds, rounded down: the socket's wait rounds a timeout up to the next one, and the
+            # gathering must not keep a job in hand longer than `wait_s`.
+            while len(got) < most and (left_ms := int((deadline - time.monotonic()) * 1000)) > 0:
                 try:
-                    self.connection.drain_events(timeout=left)
+                    self.connection.drain_events(timeout=left_ms / 1000)
                 except TimeoutError:
                     break
         finally:
-            consumer.cancel()  # waits for cancel-ok: a delivery on its way meanwhile still lands in `got`
+            self.channel.basic_cancel(tag)  # waits for cancel-ok: a delivery on its way meanwhile lands in `got`
         return got
+
+    @staticmethod
+    def settle(messages: list[Message], requeue: list[bool | None], every: bool = False) -> None:
+        """Answer gathered messages: None acks one (its end is stored, or it was dropped), True or False rejects
+        it (requeued, or dead-lettered). With `every` (these are all the channel's unanswered messages), the
+        rejections go first, then one ack (`multiple`, up to the last of them) covers the rest."""
+        acked = [m for m, again in zip(messages, requeue, strict=True) if again is None]
+        for message, again in zip(messages, requeue, strict=True):
+            if again is not None:
+                message.reject(requeue=again)
+            elif not every:
+                message.ack()
+        if every and acked:
+            max(acked, key=lambda m: m.delivery_tag).ack(multiple=True)
 
     def close(self) -> None:
         connection, self.connection, self.channel = self.connection, None, None
@@ -105,14 +123,14 @@ def run(task: Any, payload: dict[str, Any]) -> Any:
     own = get_settings().types[task.job_type]
     if own.batch_max <= 1 or task.request.called_directly:
         return unwrap(call(task, [payload])[0])
+    leader = task.current
     messages = gather(task, own.batch_max - 1, own.batch_wait_ms / 1000)
     try:
-        members = [Member(task.current, payload)] + [m for m in map(lambda msg: join(task, msg), messages) if m]
-        lifecycle.stored(task.current, "note its batch", lambda: records.set_batch_size(
-            get_redis(), [(m.run.job_id, m.run.attempt or 0) for m in members], len(members)))
+        members = [Member(leader, payload), *join(task, messages)]
+        for member in members:
+            member.run.batch_size = len(members)  # stored with each job's end
         outcomes = call(task, [m.payload for m in members])
-        for member, outcome in zip(members[1:], outcomes[1:], strict=True):
-            end(task, member, outcome)
+        end(task, members[1:], outcomes[1:])
     except BaseException:
         # Whatever stopped the batch (the store out past its retries, the soft time limit outside the engine
         # call, a bug): closing the channel hands every member not yet answered back to RabbitMQ, not held here.
@@ -130,8 +148,24 @@ def gather(task: Any, most: int, wait_s: float) -> list[Message]:
         return []
 
 
-def join(task: Any, message: Message) -> Member | None:
-    """A gathered message as a started member, or None when it does not run here (answered on its channel)."""
+def join(task: Any, messages: list[Message]) -> list[Member]:
+    """The gathered messages as started members, their starts stored in one round trip; a message that does
+    not run here is answered on its channel."""
+    readable = [m for m in map(lambda message: readable_member(task, message), messages) if m]
+    if not readable:
+        return []
+    try:
+        starts = lifecycle.start_batch(task.current, [m.run for m in readable])
+    except Reject as exc:  # the store is out: every gathered message goes back to the queue
+        settle(readable, [exc] * len(readable))
+        return []
+    settle([m for m, refused in zip(readable, starts, strict=True) if refused is not None],
+           [refused for refused in starts if refused is not None])
+    return [m for m, refused in zip(readable, starts, strict=True) if refused is None]
+
+
+def readable_member(task: Any, message: Message) -> Member | None:
+    """A gathered message as a member not yet started, or None when it is not a job of this task."""
     job_id, name = message.headers.get("id"), message.headers.get("task")
     if name != task.name or not job_id:
         log.warning("a %s message (id %s) on the %s queue is not a %s job; requeued", name, job_id, task.queue,
@@ -144,16 +178,14 @@ def join(task: Any, message: Message) -> Member | None:
         log.error("job %s: its message cannot be read (%s: %s); dead-lettered", job_id, type(exc).__name__, exc)
         message.reject(requeue=False)
         return None
-    run_ = JobRun(job_id, task.job_type)
-    try:
-        lifecycle.start(run_)
-    except Ignore:
-        message.ack()  # no record, or already ended (cancelled): dropped, as Celery drops its own
-        return None
-    except Reject as exc:
-        message.reject(requeue=bool(exc.requeue))  # parked (dead-lettered), or the store is out (requeued)
-        return None
-    return Member(run_, args[0] if args else kwargs["payload"], message)
+    return Member(JobRun(job_id, task.job_type), args[0] if args else kwargs["payload"], message)
+
+
+def settle(members: list[Member], refused: Sequence[Ignore | Reject | None], every: bool = False) -> None:
+    """Answer the members' messages: ack one whose end is stored, or that was dropped (`Ignore`); reject one
+    refused with `Reject` (requeued, or dead-lettered when parked). `every`: see `Gatherer.settle`."""
+    Gatherer.settle([m.message for m in members if m.message is not None],
+                    [bool(r.requeue) if isinstance(r, Reject) else None for r in refused], every)
 
 
 def call(task: Any, payloads: Sequence[dict[str, Any]]) -> list[Any]:
@@ -170,21 +202,17 @@ def call(task: Any, payloads: Sequence[dict[str, Any]]) -> list[Any]:
     return [call(task, [payload])[0] for payload in payloads]
 
 
-def end(task: Any, member: Member, outcome: Any) -> None:
-    """Store a member's end, then ack its message (requeue it if the store could not take the end)."""
-    assert member.message is not None
-    try:
+def end(task: Any, members: list[Member], outcomes: list[Any]) -> None:
+    """Store the members' ends in one round trip, then ack their messages (requeue those whose end the store
+    could not take)."""
+    ends = []
+    for member, outcome in zip(members, outcomes, strict=True):
         if isinstance(outcome, BaseException):
             if memory.is_out_of_memory(outcome):
                 outcome = memory.OutOfMemory(task.job_type)
             log.info("job %s failed in a batch: %s: %s", member.run.job_id, type(outcome).__name__, outcome)
-            lifecycle.fail(member.run, outcome)
-        else:
-            lifecycle.succeed(member.run, outcome)
-    except Reject as exc:
-        member.message.reject(requeue=bool(exc.requeue))
-        return
-    member.message.ack()
+        ends.append((member.run, outcome))
+    settle(members, lifecycle.end_batch(task.current, ends), every=True)  # the batch's last unanswered messages
 
 
 def unwrap(outcome: Any) -> Any:
@@ -193,4 +221,4 @@ def unwrap(outcome: Any) -> Any:
     return outcome
 
 
-__all__ = ["Gatherer", "Member", "call", "run"]
+__all__ = ["Gatherer", "Member", "call", "join", "run"]

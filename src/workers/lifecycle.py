@@ -54,6 +54,7 @@ class JobRun:
     upload: bytes | None = None  # read with the start, handed to the body once
     keeps_upload: bool = False  # kept past a successful end, as long as the record (`records.finish`)
     kept_bytes: int = 0  # stored beside the record for its life (a preview): counted against the job's owner
+    batch_size: int = 0  # how many jobs ran together (`workers.batching`); 0: batching off
 
     def run_s(self) -> float:
         return time.monotonic() - self.started if self.started else 0.0
@@ -68,6 +69,32 @@ def start(run: JobRun) -> None:
                                       lambda: records.start_with_upload(get_redis(), run.job_id, worker))
     else:
         attempts = stored(run, "mark it started", lambda: records.mark_started(get_redis(), run.job_id, worker))
+    began(run, attempts)
+
+
+def start_batch(leader: JobRun, runs: list[JobRun]) -> list[Ignore | Reject | None]:
+    """Store the starts of a batch's gathered jobs (uploads read with them, the batch's size noted on every
+    record, the leader's too) in one round trip; for each, None once started, or what `start` would raise for
+    it alone. A store out past its retries raises `Reject` (every message is requeued)."""
+    job_type, size = BY_NAME[leader.job_type], len(runs) + 1
+    replies = stored(leader, f"mark {len(runs)} jobs started", lambda: records.start_many(
+        get_redis(), [run.job_id for run in runs], this_worker(), uploads=job_type.upload is not None,
+        batch_size=size, leader=(leader.job_id, leader.attempt or 0)))
+    outcomes: list[Ignore | Reject | None] = []
+    for run, (attempts, upload) in zip(runs, replies, strict=True):
+        run.upload = upload
+        try:
+            began(run, attempts)
+        except (Ignore, Reject) as exc:
+            outcomes.append(exc)
+        else:
+            outcomes.append(None)
+    return outcomes
+
+
+def began(run: JobRun, attempts: int) -> None:
+    """After `records.mark_started` answered `attempts`: drop a gone or ended job, park one past
+    `MAX_DELIVERIES`."""
     if attempts == records.NOT_FOUND:
         log.warning("job %s has no record (expired or never accepted); dropped", run.job_id)
         raise Ignore()
@@ -110,41 +137,90 @@ def progress(run: JobRun, percent: int) -> None:
 
 def succeed(run: JobRun, result: Any) -> None:
     """Store the result, or fail the job `result_too_large` (also when measuring it ran out of memory)."""
-    limit = get_settings().result_max_bytes
-    try:
-        too_large = oversized_result(result, limit)
-    except MemoryError:
-        too_large = unmeasured_result(limit)
-    if too_large is not None:
-        log.error("job %s: %s", run.job_id, too_large["message"])
-        finish(run, JobStatus.FAILURE, error=too_large)
-        return
-    finish(run, JobStatus.SUCCESS, result=result)
+    end(run, result)
 
 
 def fail(run: JobRun, exc: BaseException) -> None:
-    if isinstance(exc, TimeLimitExceeded):
+    end(run, exc)
+
+
+def end(run: JobRun, outcome: Any) -> None:
+    """Store how the run ended: its body's result, or the exception it raised."""
+    ending = ending_of(run, outcome)
+    if ending is not None:
+        finish(run, ending.status, ending.budget_s, **ending.fields)
+
+
+def end_batch(leader: JobRun, ends: list[tuple[JobRun, Any]]) -> list[Reject | None]:
+    """Store the ends of a batch's gathered jobs (each its result or exception) in one round trip; for each,
+    None once stored (or refused by the record: ended or started again meanwhile), or the `Reject` its message
+    gets. A store out past its retries rejects every one (requeued)."""
+    outcomes: list[Reject | None] = []
+    writes: list[tuple[JobRun, Ending]] = []
+    for run, outcome in ends:
+        try:
+            ending = ending_of(run, outcome)
+        except Reject as exc:
+            outcomes.append(exc)
+            continue
+        outcomes.append(None)
+        if ending is not None:
+            writes.append((run, ending))
+    if writes:
+        budgets = [e.budget_s for _, e in writes if e.budget_s is not None]
+        try:
+            stored(leader, f"store the ends of {len(writes)} jobs", lambda: records.finish_many(
+                get_redis(), [ending_record(run, e.status, **e.fields) for run, e in writes]),
+                min(budgets, default=None))
+        except Reject as exc:
+            return [exc] * len(ends)
+    return outcomes
+
+
+@dataclass
+class Ending:
+    status: JobStatus
+    fields: dict[str, Any]  # `result=` or `error=`
+    budget_s: float | None = None  # how long to retry storing it; None: `STORE_RETRY_S`
+
+
+def ending_of(run: JobRun, outcome: Any) -> Ending | None:
+    """How a run ends, from its body's result or exception; None when this process does not store it (the hard
+    limit). A store outage that failed the body raises `Reject`: the store failed, not the job."""
+    if not isinstance(outcome, BaseException):
+        limit = get_settings().result_max_bytes
+        try:
+            too_large = oversized_result(outcome, limit)
+        except MemoryError:
+            too_large = unmeasured_result(limit)
+        if too_large is not None:
+            log.error("job %s: %s", run.job_id, too_large["message"])
+            return Ending(JobStatus.FAILURE, {"error": too_large})
+        return Ending(JobStatus.SUCCESS, {"result": outcome})
+    if isinstance(outcome, TimeLimitExceeded):
         # The hard limit, seen in the worker's main process after `end_past_hard_limit` stored it for the
         # attempt its child ran (or the message was requeued): this process knows no attempt.
-        return
-    if store.is_outage(exc) and not run.direct:
+        return None
+    if store.is_outage(outcome) and not run.direct:
         # The store failed, not the job (an upload read past its retries): run it again later.
-        raise Reject(f"Redis unavailable ({type(exc).__name__}: {exc}); the message is requeued, not acked",
-                     requeue=True) from None
+        raise Reject(f"Redis unavailable ({type(outcome).__name__}: {outcome}); the message is requeued, not "
+                     f"acked", requeue=True) from None
     # Past the soft time limit the hard one kills the child 15 s later: retry for less than that.
-    budget_s = 10.0 if isinstance(exc, SoftTimeLimitExceeded) else None
-    finish(run, JobStatus.FAILURE, budget_s, error=classify(exc))
+    budget_s = 10.0 if isinstance(outcome, SoftTimeLimitExceeded) else None
+    return Ending(JobStatus.FAILURE, {"error": classify(outcome)}, budget_s)
+
+
+def ending_record(run: JobRun, status: JobStatus, **outcome: Any) -> records.Ending:
+    """The record's end of this attempt (`records.finish`): fenced by the attempt, counted in the stats."""
+    return records.Ending(run.job_id, status, attempt=run.attempt, stats_of=(run.job_type, run.run_s()),
+                          keep_upload=run.keeps_upload and status is JobStatus.SUCCESS, kept_bytes=run.kept_bytes,
+                          batch_size=run.batch_size, **outcome)
 
 
 def finish(run: JobRun, status: JobStatus, budget_s: float | None = None, **outcome: Any) -> None:
     """Store this attempt's end (unless the job already ended or a later attempt started) and count it."""
-    run_s, keep = run.run_s(), run.keeps_upload and status is JobStatus.SUCCESS
-
-    def write() -> bool:
-        return records.finish(get_redis(), run.job_id, status, attempt=run.attempt, stats_of=(run.job_type, run_s),
-                              keep_upload=keep, kept_bytes=run.kept_bytes, **outcome)
-
-    if not stored(run, f"store its {status.value}", write, budget_s):
+    stored_end = ending_record(run, status, **outcome)
+    if not stored(run, f"store its {status.value}", lambda: bool(stored_end.queue(get_redis())), budget_s):
         log.info("job %s: attempt %s ended %s, not stored: the job had already ended or a later attempt "
                  "started", run.job_id, run.attempt, status.value)
 
@@ -242,6 +318,7 @@ def classify(exc: BaseException) -> dict[str, str]:
     return {"code": "internal_error", "message": f"The worker failed: {type(exc).__name__}: {exc}"}
 
 
-__all__ = ["JobRun", "classify", "end_attempt_of", "end_past_hard_limit", "fail", "finish", "hard_limit_error",
-           "oversized_result", "park", "park_lost", "poison_error", "progress", "read_upload", "start", "stored",
-           "succeed", "this_worker", "unmeasured_result"]
+__all__ = ["Ending", "JobRun", "began", "classify", "end", "end_attempt_of", "end_batch", "end_past_hard_limit",
+           "ending_of", "ending_record", "fail", "finish", "hard_limit_error", "oversized_result", "park", "park_lost",
+           "poison_error", "progress", "read_upload", "start", "start_batch", "stored", "succeed", "this_worker",
+           "unmeasured_result"]

@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ("submit", "latency", "throughput", "detection", "sentiment", "scale")
+ORDER = ("submit", "latency", "throughput", "detection", "sentiment", "batching", "scale")
 COMMANDS = """```bash
 make bench                                          # every figure at full size, then this page (< 10 min)
 .venv/bin/python -m bench.run --only latency,submit  # some figures, then this page

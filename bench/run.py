@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FIGURES = ("submit", "latency", "throughput", "detection", "sentiment", "scale")
+FIGURES = ("submit", "latency", "throughput", "detection", "sentiment", "batching", "scale")
 
 
 def main() -> int:

@@ -16,7 +16,7 @@ from support import services
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}  # the benchmarks run as `make bench` runs them
-FIGURES = ("submit", "latency", "throughput", "detection", "sentiment", "scale")
+FIGURES = ("submit", "latency", "throughput", "detection", "sentiment", "batching", "scale")
 
 
 @pytest.mark.parametrize("figure", FIGURES)

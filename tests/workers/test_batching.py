@@ -169,6 +169,35 @@ def test_cancel_of_one_pending_member(embedding_batches) -> None:
     assert max(ended[job_id]["batch_size"] for job_id in waiting if job_id != waiting[1]) > 1
 
 
+def test_cancel_of_one_started_member_that_is_not_the_leader(embedding_batches) -> None:
+    """Celery's main process knows only the leader's id: a revoke cannot reach a gathered member, so the
+    member runs on, its end is refused by its REVOKED record, its message is acked (not run again), and the
+    batch's other jobs end SUCCESS on their first attempt (no process was stopped)."""
+    http, _ = embedding_batches
+    long_text = "Each of the four jobs is slow enough to cancel one while the batch runs. " * 20
+    ids = submit_all(http, "embedding", [{"texts": [f"{i} {long_text}"] * 48} for i in range(4)])
+
+    def batch_running() -> list[dict[str, Any]] | None:
+        seen = [http.get(f"/v1/jobs/{job_id}").json() for job_id in ids]
+        return seen if all(r["status"] == "STARTED" and r["batch_size"] == 4 for r in seen) else None
+
+    seen = until(batch_running, 60, "the 4 jobs to run in one batch", interval_s=0.02)
+    # the members' starts are stored together (one stamp); the leader's came first, on its own
+    stamps = [r["started_at"] for r in seen]
+    member = next(r["job_id"] for r in seen if stamps.count(r["started_at"]) > 1)
+    cancelled = http.delete(f"/v1/jobs/{member}")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "REVOKED", cancelled.text
+
+    ended = {job_id: follow(http, job_id, 180) for job_id in ids}
+    assert ended[member]["status"] == "REVOKED" and ended[member]["result"] is None, ended[member]
+    assert ended[member]["attempts"] == 1 and ended[member]["started_at"] == cancelled.json()["started_at"]
+    others = [r for job_id, r in ended.items() if job_id != member]
+    assert [(r["status"], r["attempts"]) for r in others] == [("SUCCESS", 1)] * 3, others
+    after = submit(http, "embedding", json={"text": "the pool is free again"})
+    assert follow(http, after, 60)["status"] == "SUCCESS"
+    assert http.get(f"/v1/jobs/{member}").json() == ended[member]  # its message did not run again
+
+
 MANAGEMENT = "http://127.0.0.1:15672/api"
 
 

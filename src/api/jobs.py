@@ -6,6 +6,7 @@ import copy
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from amqp.exceptions import ChannelError
@@ -107,12 +108,12 @@ for _t in CATALOG:
         f"/{_t.name}",
         responses={202: JobAccepted, 200: JobAccepted, **ERRORS},
         openapi_extensions={"requestBody": openapi_docs.request_body(_t, get_settings(), api.components_schemas)},
-        operation_id=f"submit_{_t.name}",
+        operation_id=_t.submit_operation,
     )(_submit_view(_t))
     openapi_docs.register(_t.result_model, api.components_schemas)
 
 
-@api.get("/<job_id>", responses={200: JobView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody})
+@api.get("/<job_id>", responses={200: JobView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody}, operation_id="getJob")
 def get_job(path: JobPath, query: WaitQuery) -> Any:
     """Read a job: status, progress, attempts, result or error
     With `wait=S` the answer comes as soon as the job is final, or after S seconds; at once, with
@@ -144,7 +145,8 @@ def waiting_cap(settings: Settings) -> int:
 CANCELLED = {"code": "revoked", "message": "The job was cancelled by a client."}
 
 
-@api.delete("/<job_id>", responses={200: JobView, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody})
+@api.delete("/<job_id>", responses={200: JobView, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody},
+            operation_id="cancelJob")
 def cancel_job(path: JobPath) -> Any:
     """Cancel a job
     A PENDING job never runs; a STARTED job is stopped; a job that ended answers 409 with how it ended.
@@ -189,8 +191,6 @@ class ArtifactPath(JobPath):
     artifact: str = Field(max_length=64, description="A file its job type declares, e.g. `annotated.png`.")
 
 
-ARTIFACT_RESPONSE = {"description": "The file, in the media type its job type declares (`annotated.png`: a PNG).",
-                     "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
 RENDER_WAIT_S = 2.0
 # Renderings at once in this API process, per job type and artifact (`<TYPE>_<max_at_once_setting>`, e.g.
 # DETECTION_ANNOTATED_MAX_DRAWING): each holds a decoded image and its encoding while it renders.
@@ -199,30 +199,50 @@ RENDERINGS: dict[tuple[str, str], threading.BoundedSemaphore] = {
     for t in CATALOG for a in t.artifacts}
 
 
-@api.get("/<job_id>/<artifact>", responses={200: ARTIFACT_RESPONSE, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody})
+def _artifact_view(declared: Artifact) -> Callable[[JobPath], Any]:
+    def view(path: JobPath) -> Any:
+        return artifact_response(path.job_id, declared.name)
+
+    view.__name__ = f"get_{declared.name.replace('.', '_')}"
+    view.__doc__ = (f"{declared.description}\nMade from a succeeded job on the first request and then kept as long "
+                    f"as the job (if it fits in its owner's `UPLOAD_BYTES_KEPT`; else made on each request); 409 "
+                    f"until the job succeeds, 404 for a job of a type without it, 503 while the API makes as many "
+                    f"as it may at once.")
+    return view
+
+
+# One documented route per declared file (its own media type and operationId); any other name is a 404 below.
+for _a in {a.name: a for t in CATALOG for a in t.artifacts}.values():
+    api.get(f"/<job_id>/{_a.name}", operation_id=_a.operation_id, responses={
+        200: {"description": _a.description, "content": {_a.media_type: {"schema": {"type": "string",
+                                                                                     "format": "binary"}}}},
+        404: ErrorBody, 409: ErrorBody, 503: ErrorBody})(_artifact_view(_a))
+
+
+@api.get("/<job_id>/<artifact>", doc_ui=False)
 def get_artifact(path: ArtifactPath) -> Any:
-    """A file made from a succeeded job, as its job type declares (e.g. `annotated.png`)
-    Rendered on the first request and then kept as long as the job (if it fits in its owner's
-    `UPLOAD_BYTES_KEPT`; else rendered on each request); 409 until the job succeeds, 404 for a type that
-    declares no such file, 503 while the API renders as many as it may at once."""
-    record = find(path.job_id)
+    return artifact_response(path.job_id, path.artifact)
+
+
+def artifact_response(job_id: str, name: str) -> Response:
+    """A file made from a succeeded job, as its job type declares (e.g. `annotated.png`)."""
+    record = find(job_id)
     job_type = BY_NAME.get(record["type"])
-    artifact = job_type.artifact(path.artifact) if job_type is not None else None
+    artifact = job_type.artifact(name) if job_type is not None else None
     if job_type is None or artifact is None:
-        raise NotFound(f"Job {path.job_id} is a {record['type']} job, which has no {path.artifact}.",
-                       code=_missing_code(path.artifact))
+        raise NotFound(f"Job {job_id} is a {record['type']} job, which has no {name}.", code=_missing_code(name))
     status = JobStatus(record["status"])
     if not status.is_final:
-        raise Conflict(f"Job {path.job_id} is {status.value}; its {artifact.name} exists once it succeeds.",
+        raise Conflict(f"Job {job_id} is {status.value}; its {artifact.name} exists once it succeeds.",
                        code="not_finished")
     if status is not JobStatus.SUCCESS:
-        raise NotFound(f"Job {path.job_id} ended with {status.value} and has no {artifact.name}.",
+        raise NotFound(f"Job {job_id} ended with {status.value} and has no {artifact.name}.",
                        code=_missing_code(artifact.name))
     renderer = artifact.load_renderer()
     r = get_redis()
-    data = renderer.cached(r, path.job_id)
+    data = renderer.cached(r, job_id)
     if data is None:
-        data = _render_once(r, job_type, artifact, path.job_id, record["result"])
+        data = _render_once(r, job_type, artifact, job_id, record["result"])
     return Response(data, mimetype=artifact.media_type, headers={"Cache-Control": "private, max-age=3600"})
 
 

@@ -77,19 +77,19 @@ def describe(job_type: JobType) -> dict[str, Any]:
             "model_hint": job_type.model.install_hint if job_type.model is not None else None}
 
 
-@api.get("/v1/job-types", responses={200: JobTypesView})
+@api.get("/v1/job-types", responses={200: JobTypesView}, operation_id="listJobTypes")
 def job_types() -> Any:
     """The job types this platform runs: queue, inputs and limits"""
     return jsonify({"job_types": [describe(t) for t in CATALOG]})
 
 
-@api.get("/health", responses={200: HealthView})
+@api.get("/health", responses={200: HealthView}, operation_id="getHealth")
 def health() -> Any:
     """Process alive"""
     return jsonify({"status": "ok"})
 
 
-@api.get("/ready", responses={200: ReadyView, 503: ReadyView})
+@api.get("/ready", responses={200: ReadyView, 503: ReadyView}, operation_id="getReadiness")
 def ready(query: ReadyQuery) -> Any:
     """Ready to run jobs: store and broker reachable, a worker consuming every job queue
     503 when the broker or the store is down, or when a queue has no consumer (`without_consumers`); each queue

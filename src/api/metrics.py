@@ -158,7 +158,7 @@ TEXT_RESPONSE = {"description": "Prometheus text exposition format.",
                  "content": {"text/plain": {"schema": {"type": "string"}}}}
 
 
-@api.get("/metrics", responses={200: TEXT_RESPONSE})
+@api.get("/metrics", responses={200: TEXT_RESPONSE}, operation_id="getMetrics")
 def metrics() -> Any:
     """Prometheus metrics: HTTP requests, jobs submitted and finished, queue depth and consumers"""
     return current_app.response_class(exposition(), content_type=CONTENT_TYPE_LATEST)

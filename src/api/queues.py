@@ -152,7 +152,7 @@ def _stamp_publish_time(properties: dict[str, Any] | None = None, **_: Any) -> N
         properties.setdefault("timestamp", int(time.time()))
 
 
-@api.get("/v1/queues", responses={200: QueuesView, 503: ErrorBody})
+@api.get("/v1/queues", responses={200: QueuesView, 503: ErrorBody}, operation_id="listQueues")
 def list_queues() -> Any:
     """Each job type's queue and dead-letter queue: ready, unacked, consumers, oldest ready message's age
     From RabbitMQ's management API (figures lag up to 5 s, cached 1 s); from queue declares when it is down.

@@ -95,6 +95,7 @@ class Artifact:
     renderer: str  # "module:attribute", a `Renderer`
     max_at_once_setting: str  # the type setting bounding renderings at once per API process
     missing_code: str  # the error code when a job has none (not succeeded, or another type)
+    operation_id: str  # the OpenAPI `operationId` of its GET, a name for generated clients: `getAnnotatedImage`
 
     def load_renderer(self) -> Renderer:
         module, _, attribute = self.renderer.partition(":")
@@ -121,6 +122,11 @@ class JobType:
     @property
     def queue(self) -> str:
         return self.name
+
+    @property
+    def submit_operation(self) -> str:
+        """The OpenAPI `operationId` of its submit, a name a generated client can use: `submitAudioLengthJob`."""
+        return "submit" + "".join(part.capitalize() for part in self.name.split("_")) + "Job"
 
     @property
     def task_name(self) -> str:

@@ -72,7 +72,7 @@ JOB_TYPE = JobType(
                 "ALLOW_DOWNLOADS=1); then restart the detection workers."),
     artifacts=(Artifact("annotated.png", "image/png", "The image with its boxes and labels drawn, as a PNG.",
                         renderer="workers.detection.drawing:ANNOTATED", max_at_once_setting="annotated_max_drawing",
-                        missing_code="no_annotated_image"),),
+                        missing_code="no_annotated_image", operation_id="getAnnotatedImage"),),
     example={"confidence": 0.25},
     keeps_upload=True,
 )

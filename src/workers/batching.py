@@ -6,9 +6,9 @@ child's own channel (`Gatherer`: prefetch `BATCH_MAX - 1`, no auto-ack, consumin
 those that arrive within `<TYPE>_BATCH_WAIT_MS`. Each gathered job goes through the same lifecycle as the
 leader (`lifecycle.start_batch`, every start in one round trip: attempt counted, a cancelled or ended job
 dropped, one past `MAX_DELIVERIES` parked and dead-lettered); the type's engine runs once on all their inputs
-(the task's `run_batch`); the members' ends are stored (`lifecycle.end_batch`, one round trip), and only then
-is each message acked on the child's channel. The
-leader's end and ack stay Celery's (`JobTask` hooks, late ack).
+(the task's `run_batch(payloads, runs)`, each job's `JobRun` beside its payload, the leader's first); the
+members' ends are stored (`lifecycle.end_batch`, one round trip), and only then is each message acked on the
+child's channel. The leader's end and ack stay Celery's (`JobTask` hooks, late ack).
 
 A batch call that raises runs its members again one by one, so a failing member fails alone. A child killed
 mid-batch drops its connection: RabbitMQ redelivers every unacked member, Celery the leader, and each
@@ -122,14 +122,14 @@ def run(task: Any, payload: dict[str, Any]) -> Any:
     """The leader's body: its own result (or exception) after its batch's members ended and were acked."""
     own = get_settings().types[task.job_type]
     if own.batch_max <= 1 or task.request.called_directly:
-        return unwrap(call(task, [payload])[0])
+        return unwrap(call(task, [payload], [task.current])[0])
     leader = task.current
     messages = gather(task, own.batch_max - 1, own.batch_wait_ms / 1000)
     try:
         members = [Member(leader, payload), *join(task, messages)]
         for member in members:
             member.run.batch_size = len(members)  # stored with each job's end
-        outcomes = call(task, [m.payload for m in members])
+        outcomes = call(task, [m.payload for m in members], [m.run for m in members])
         end(task, members[1:], outcomes[1:])
     except BaseException:
         # Whatever stopped the batch (the store out past its retries, the soft time limit outside the engine
@@ -188,10 +188,11 @@ def settle(members: list[Member], refused: Sequence[Ignore | Reject | None], eve
                     [bool(r.requeue) if isinstance(r, Reject) else None for r in refused], every)
 
 
-def call(task: Any, payloads: Sequence[dict[str, Any]]) -> list[Any]:
-    """One result or exception per payload: one engine call for all, or, if it raises, one call each."""
+def call(task: Any, payloads: Sequence[dict[str, Any]], runs: Sequence[JobRun]) -> list[Any]:
+    """One result or exception per payload (`runs`: each one's job, the leader's first): one engine call for all,
+    or, if it raises, one call each."""
     try:
-        return list(task.run_batch(list(payloads)))
+        return list(task.run_batch(list(payloads), list(runs)))
     except SoftTimeLimitExceeded as exc:  # the batch's time is up: none of them runs again here
         return [exc] * len(payloads)
     except Exception as exc:
@@ -199,7 +200,7 @@ def call(task: Any, payloads: Sequence[dict[str, Any]]) -> list[Any]:
             return [exc]
         log.info("%s: a batch of %d raised %s; its jobs run one by one", task.name, len(payloads),
                  type(exc).__name__)
-    return [call(task, [payload])[0] for payload in payloads]
+    return [call(task, [payload], [run])[0] for payload, run in zip(payloads, runs, strict=True)]
 
 
 def end(task: Any, members: list[Member], outcomes: list[Any]) -> None:

@@ -118,17 +118,45 @@ def decode(data: bytes) -> Image:
 
 def detect(image: Image, model: Detector, confidence: float = 0.25, max_detections: int = 100) -> dict[str, Any]:
     """Labelled boxes `[x1, y1, x2, y2]` in the image's own pixels, most confident first."""
+    return detect_many([image], model, [(confidence, max_detections)])[0]
+
+
+def detect_many(images: Sequence[Image], model: Detector, options: Sequence[tuple[float, int]]) -> list[dict[str, Any]]:
+    """`detect` of each image with its own `(confidence, max_detections)`, with one call of the model per image
+    size. ultralytics runs a list of same-sized images each at the rectangle it gets alone, but letterboxes a
+    list of mixed sizes to one square: with the test weights that changed most boxes of a photo, and took about
+    1.4× the time of single calls here."""
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, image in enumerate(images):
+        by_size.setdefault(image.size, []).append(i)
+    results: dict[int, dict[str, Any]] = {}
+    for indices in by_size.values():
+        found = _detect_same_size([images[i] for i in indices], model, [options[i] for i in indices])
+        results.update(zip(indices, found, strict=True))
+    return [results[i] for i in range(len(images))]
+
+
+def _detect_same_size(images: list[Image], model: Detector, options: list[tuple[float, int]]) -> list[dict[str, Any]]:
+    """One call of the model keeping the boxes above the lowest confidence, up to the highest count; then each
+    image's are cut to its own: the boxes it keeps alone, since in NMS only a box at least as confident
+    suppresses another. `inference_ms` is the whole call's."""
     started = time.perf_counter()
-    result = model.yolo.predict(image, conf=confidence, max_det=max_detections, verbose=False)[0]
-    inference_ms = (time.perf_counter() - started) * 1000
-    boxes = result.boxes
-    detections = [
+    results = model.yolo.predict(images, conf=min(c for c, _ in options), max_det=max(m for _, m in options),
+                                 verbose=False)
+    inference_ms = round((time.perf_counter() - started) * 1000, 1)
+    return [{"detections": _detections(result, confidence, most),
+             "image": {"width": image.width, "height": image.height}, "model": model.name, "inference_ms": inference_ms}
+            for image, result, (confidence, most) in zip(images, results, options, strict=True)]
+
+
+def _detections(result: Any, confidence: float, most: int) -> list[dict[str, Any]]:
+    """The boxes of one image's `result` (most confident first) above `confidence`, at most `most`."""
+    boxes = result.boxes[result.boxes.conf > confidence][:most]  # a tensor compare, as ultralytics' own filter
+    return [
         {"label": str(result.names[int(cls)]), "confidence": round(float(conf), 4),
          "box": [round(float(v), 1) for v in xyxy]}
         for xyxy, conf, cls in zip(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist(), strict=True)
     ]
-    return {"detections": detections, "image": {"width": image.width, "height": image.height},
-            "model": model.name, "inference_ms": round(inference_ms, 1)}
 
 
-__all__ = ["Detector", "decode", "detect", "find_weights", "load_model", "missing_message"]
+__all__ = ["Detector", "decode", "detect", "detect_many", "find_weights", "load_model", "missing_message"]

@@ -75,4 +75,5 @@ JOB_TYPE = JobType(
                         missing_code="no_annotated_image", operation_id="getAnnotatedImage"),),
     example={"confidence": 0.25},
     keeps_upload=True,
+    batches=True,
 )

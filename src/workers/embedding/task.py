@@ -10,6 +10,7 @@ from workers import batching
 from workers.base import JobTask
 from workers.celery_app import job_task
 from workers.embedding import core
+from workers.lifecycle import JobRun
 
 
 class EmbeddingTask(JobTask):
@@ -26,7 +27,7 @@ class EmbeddingTask(JobTask):
                              "other, then restart the embedding workers.", code="model_unavailable")
         return engine
 
-    def run_batch(self, payloads: list[dict[str, Any]]) -> list[dict[str, object]]:
+    def run_batch(self, payloads: list[dict[str, Any]], runs: list[JobRun]) -> list[dict[str, object]]:
         """Each job's result, every job's texts embedded in one call."""
         engine = self.model
         texts = [p["texts"] if "texts" in p else [p["text"]] for p in payloads]

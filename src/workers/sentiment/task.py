@@ -7,6 +7,7 @@ from common.settings import get_settings
 from workers import batching
 from workers.base import JobTask
 from workers.celery_app import job_task
+from workers.lifecycle import JobRun
 from workers.sentiment import core
 
 
@@ -16,7 +17,7 @@ class SentimentTask(JobTask):
         return core.load_model(own.model, [s.models_dir], allow_downloads=s.allow_downloads,
                                batch_size=own.batch_size, threads=self.torch_threads())
 
-    def run_batch(self, payloads: list[dict[str, Any]]) -> list[dict[str, object]]:
+    def run_batch(self, payloads: list[dict[str, Any]], runs: list[JobRun]) -> list[dict[str, object]]:
         """Each job's result, every job's texts labelled in one call."""
         engine = self.model
         texts = [p["texts"] if "texts" in p else [p["text"]] for p in payloads]

@@ -57,6 +57,18 @@ def test_confidence_and_max_detections(model: core.Detector) -> None:
     assert core.detect(image, model, confidence=0.99)["detections"] == []  # the test weights say 0.95
 
 
+def test_detect_many_gives_each_image_what_it_gets_alone(model: core.Detector) -> None:
+    """Several images of two sizes, each with its own options, in one `detect_many`: the boxes of each are
+    those `detect` finds in it alone (the lowest confidence and highest count of a call are cut per image)."""
+    bus, zidane = (core.decode(images.photo(name)) for name in ("bus.jpg", "zidane.jpg"))
+    jobs = [(bus, (0.25, 100)), (zidane, (0.25, 7)), (bus, (0.99, 100)), (bus, (0.25, 5)), (zidane, (0.5, 100))]
+    many = core.detect_many([image for image, _ in jobs], model, [options for _, options in jobs])
+    alone = [core.detect(image, model, *options) for image, options in jobs]
+    assert [r["detections"] for r in many] == [r["detections"] for r in alone]
+    assert [len(r["detections"]) for r in many][1:4] == [7, 0, 5]
+    assert [r["image"] for r in many] == [r["image"] for r in alone]
+
+
 @pytest.mark.parametrize("data", [b"\xff\xd8\xff" + b"not a jpeg" * 50, images.photo("bus.jpg")[:5000]],
                          ids=["garbage", "truncated"])
 def test_undecodable_image_is_an_input_error(data: bytes) -> None:
@@ -91,6 +103,10 @@ def test_onnx_runtime_path(weights: Path, tmp_path: Path) -> None:
     assert detector.backend == "onnxruntime" and detector.name == onnx.name
     # every score of the test weights ties at 0.95, so NMS may keep other boxes than PyTorch: compare the shape
     assert_inside(core.detect(core.decode(images.photo("bus.jpg")), detector), 810, 1080)
+    bus = core.decode(images.photo("bus.jpg"))
+    many = core.detect_many([bus, bus], detector, [(0.25, 100), (0.25, 3)])  # a batch of 2 through the session
+    assert_inside(many[0], 810, 1080)
+    assert len(many[1]["detections"]) == 3
 
 
 def _copy(path: Path, folder: Path) -> Path:

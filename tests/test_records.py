@@ -6,11 +6,13 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import redis
 
 from common import records
 from common.records import JobStatus
 from common.settings import get_settings
 from common.store import get_redis
+from support.private import failed_over, private_redis
 
 
 def new_job(platform_env: dict[str, str]) -> str:
@@ -118,24 +120,59 @@ def test_the_scripts_final_states_are_records_final(platform_env: dict[str, str]
 
 
 def test_jobs_start_and_end_after_redis_lost_its_scripts(platform_env: dict[str, str]) -> None:
-    """Scripts run by their SHA1 (EVALSHA). A Redis that restarted (or ran SCRIPT FLUSH) knows none of them:
-    a lone write falls back to sending the script, and a batch's pipeline loads them and runs once more, with
-    each attempt still counted once."""
-    r = get_redis()
-    alone, *batch = (new_job(platform_env) for _ in range(4))
+    """Scripts run by their SHA1 (EVALSHA). A Redis that lost them (SCRIPT FLUSH here; a restart or a failover
+    alike) runs them all the same: a lone call falls back to sending the script, a batch's pipeline loads them
+    at its head."""
+    with private_redis() as server:
+        r = server.client()
+        alone, *batch = new_jobs(r, 4, blob=b"the upload")
+        r.script_flush()
+        assert records.mark_started(r, alone, "host-a:1") == 1
+        r.script_flush()
+        started = records.start_many(r, batch, "host-a:1", uploads=True, batch_size=4, leader=(alone, 1))
+        assert started == [(1, b"the upload")] * 3
+        r.script_flush()
+        ends = [records.Ending(job_id, JobStatus.SUCCESS, result={"n": i}, attempt=1, batch_size=4)
+                for i, job_id in enumerate(batch)]
+        assert records.finish_many(r, ends) == [True] * 3
+        r.script_flush()
+        assert records.finish(r, alone, JobStatus.SUCCESS, result={"n": -1}, attempt=1, batch_size=4)
 
-    r.script_flush()
-    assert records.mark_started(r, alone, "host-a:1") == 1
-    r.script_flush()
-    started = records.start_many(r, batch, "host-a:1", uploads=True, batch_size=4, leader=(alone, 1))
-    assert started == [(1, b"the upload")] * 3
-    r.script_flush()
-    ends = [records.Ending(job_id, JobStatus.SUCCESS, result={"n": i}, attempt=1, batch_size=4)
-            for i, job_id in enumerate(batch)]
-    assert records.finish_many(r, ends) == [True] * 3
-    r.script_flush()
-    assert records.finish(r, alone, JobStatus.SUCCESS, result={"n": -1}, attempt=1, batch_size=4)
-
-    loaded = [records.load(r, job_id) for job_id in [alone, *batch]]
+        loaded = [records.load(r, job_id) for job_id in [alone, *batch]]
     assert [(rec["status"], rec["attempts"], rec["batch_size"]) for rec in loaded if rec] == [("SUCCESS", 1, 4)] * 4
     assert [rec["result"]["n"] for rec in loaded if rec] == [-1, 0, 1, 2]
+
+
+def start_batch_after_the_leader(r: redis.Redis, leader: str, members: list[str]) -> list[int]:
+    """What a worker does with a batch: the leader's own start (a lone EVALSHA; on NOSCRIPT, EVAL, which caches
+    `_START` alone), then the members' starts with the leader's `batch_size` (`_START` known, `_BATCH_SIZE`
+    not): the attempts each member's record counts."""
+    assert records.mark_started(r, leader, "host-a:1") == 1
+    started = records.start_many(r, members, "host-a:1", uploads=False, batch_size=len(members) + 1,
+                                 leader=(leader, 1))
+    assert [upload for _, upload in started] == [None] * len(members)
+    return [int((records.load(r, job_id) or {})["attempts"]) for job_id in members]
+
+
+def new_jobs(r: redis.Redis, n: int, blob: bytes | None = None) -> list[str]:
+    ids = [str(uuid.uuid4()) for _ in range(n)]
+    for job_id in ids:
+        records.create(r, job_id, "sentiment", blob=blob)
+    return ids
+
+
+def test_a_batch_start_after_a_redis_restart_counts_each_attempt_once(platform_env: dict[str, str]) -> None:
+    with private_redis() as server:
+        leader, *members = new_jobs(server.client(), 4)
+        server.stop()
+        server.start()  # the data is back (append-only file), the script cache is not
+        assert start_batch_after_the_leader(server.client(), leader, members) == [1, 1, 1]
+
+
+def test_a_batch_start_after_a_failover_counts_each_attempt_once(platform_env: dict[str, str]) -> None:
+    with private_redis() as server:
+        r = server.client()
+        leader, *members = new_jobs(r, 4)
+        assert records.mark_started(r, new_jobs(r, 1)[0]) == 1  # the primary knows the scripts
+        with failed_over(server) as primary:
+            assert start_batch_after_the_leader(primary.client(), leader, members) == [1, 1, 1]

@@ -6,8 +6,10 @@ positions. `extra=True` lets a caller pass a variable tail of arguments after th
 them as `unpack(ARGV, EXTRA)`; `extra_keys=True` likewise a tail of keys (`more_keys=`), from `KEYS[EXTRA_KEYS]`.
 
 A script runs by its SHA1 (EVALSHA): its source (kilobytes) is not sent with every call. Called on its own it
-falls back to EVAL when Redis does not know it (after a restart, or SCRIPT FLUSH); a pipeline's caller wraps its
-pipeline in `loaded`, which loads every script and runs the pipeline again on NOSCRIPT (no script of it ran).
+falls back to EVAL when Redis does not know it (after a restart, a failover to a replica, SCRIPT FLUSH): the
+NOSCRIPT reply means it did not run. A pipeline calling scripts (`pipeline`) loads them at its head (SCRIPT
+LOAD, once per pipeline), so none of its calls meets NOSCRIPT: re-running a pipeline part of which ran would
+count a job's attempt twice.
 
 The preamble also holds `FINAL`, a Lua set of the final job statuses built from `records.FINAL`, so the
 scripts test "already ended" (`if FINAL[status] then`) from the same constant as the Python code.
@@ -19,15 +21,13 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 from redis.client import Pipeline
 from redis.exceptions import NoScriptError
 
 _SHEBANG = "#!lua"
-_DECLARED: list[Script] = []
-T = TypeVar("T")
 
 
 def lua_set(name: str, members: Iterable[str]) -> str:
@@ -61,7 +61,6 @@ class Script:
             lines.append(f"local EXTRA_KEYS = {len(self.keys) + 1}")
         object.__setattr__(self, "source", shebang + "\n".join(lines) + "\n" + body)
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
-        _DECLARED.append(self)
 
     def __call__(self, client: redis.Redis | Pipeline, *extra: Any, more_keys: Sequence[str] = (),
                  **named: Any) -> Any:
@@ -81,17 +80,14 @@ class Script:
             return client.eval(self.source, *arguments)  # Redis keeps it: the next EVALSHA finds it
 
 
-def loaded(r: redis.Redis, run: Callable[[], T]) -> T:
-    """`run()`, a pipeline calling scripts; if Redis did not know one of them (NOSCRIPT: that script did not run,
-    nor any other call of it), every declared script is loaded and the pipeline runs once more."""
-    try:
-        return run()
-    except NoScriptError:
-        with r.pipeline(transaction=False) as pipe:
-            for script in _DECLARED:
-                pipe.script_load(script.source)
-            pipe.execute()
-        return run()
+def pipeline(r: redis.Redis, scripts: Sequence[Script], fill: Callable[[Pipeline], None]) -> list[Any]:
+    """Run, in one round trip, the calls `fill` queues on a pipeline, `scripts` (those it calls) loaded first;
+    the replies of its calls."""
+    with r.pipeline(transaction=False) as pipe:
+        for script in scripts:
+            pipe.script_load(script.source)
+        fill(pipe)
+        return pipe.execute()[len(scripts):]
 
 
-__all__ = ["Script", "loaded", "lua_set"]
+__all__ = ["Script", "lua_set", "pipeline"]

@@ -17,8 +17,8 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from common import jobstats, kept
-from common.lua import Script, loaded, lua_set
+from common import jobstats, kept, lua
+from common.lua import Script, lua_set
 from common.settings import get_settings
 
 
@@ -233,17 +233,15 @@ def start_many(r: redis.Redis, job_ids: Sequence[str], worker: str, *, uploads: 
     still runs that attempt."""
     ttl, stamp, size = get_settings().result_ttl_s, now(), str(batch_size) if batch_size else ""
 
-    def run() -> list[Any]:
-        with r.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                _START(pipe, job=job_key(job_id), now=stamp, worker=worker, ttl=ttl, batch_size=size)
-                if uploads:
-                    pipe.get(blob_key(job_id))
-            if leader is not None and batch_size:
-                _BATCH_SIZE(pipe, job=job_key(leader[0]), size=batch_size, attempt=leader[1])
-            return pipe.execute()
+    def fill(pipe: Pipeline) -> None:
+        for job_id in job_ids:
+            _START(pipe, job=job_key(job_id), now=stamp, worker=worker, ttl=ttl, batch_size=size)
+            if uploads:
+                pipe.get(blob_key(job_id))
+        if leader is not None and batch_size:
+            _BATCH_SIZE(pipe, job=job_key(leader[0]), size=batch_size, attempt=leader[1])
 
-    replies = iter(loaded(r, run))
+    replies = iter(lua.pipeline(r, (_START, _BATCH_SIZE), fill))
     return [(int(next(replies)), next(replies) if uploads else None) for _ in job_ids]
 
 
@@ -268,13 +266,11 @@ def finish(r: redis.Redis, job_id: str, status: JobStatus, **end: Any) -> bool:
 
 def finish_many(r: redis.Redis, ends: Sequence[Ending]) -> list[bool]:
     """`finish` of several jobs in one round trip: for each, whether its end was stored."""
-    def run() -> list[Any]:
-        with r.pipeline(transaction=False) as pipe:
-            for end in ends:
-                end.queue(pipe)
-            return pipe.execute()
+    def fill(pipe: Pipeline) -> None:
+        for end in ends:
+            end.queue(pipe)
 
-    return [bool(stored) for stored in loaded(r, run)]
+    return [bool(stored) for stored in lua.pipeline(r, (_FINISH,), fill)]
 
 
 @dataclass

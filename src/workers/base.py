@@ -10,6 +10,7 @@ from celery import Task
 from celery.exceptions import Reject
 
 from common.errors import InputError
+from common.settings import get_settings
 from workers import lifecycle, memory, models
 from workers.lifecycle import JobRun
 
@@ -38,6 +39,15 @@ class JobTask(Task):
 
     def torch_threads(self) -> int:
         return models.torch_threads(self.processes)
+
+    # --- batching (`workers.batching`), for a type whose spec says `batches=True` ---
+    def batch_weight(self, payload: dict[str, Any]) -> int:
+        """How much of a batch's budget one job takes: one, unless the type counts its inputs."""
+        return 1
+
+    def batch_budget(self) -> int:
+        """The most weight a batch holds, its leader's included; by default only `<TYPE>_BATCH_MAX` bounds it."""
+        return get_settings().types[self.job_type].batch_max
 
     @property
     def current(self) -> JobRun:

@@ -29,6 +29,7 @@ from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded
 from kombu import Connection
 from kombu.message import Message
 
+from common.catalog import BY_NAME
 from common.settings import get_settings
 from workers import lifecycle, memory
 from workers.lifecycle import JobRun
@@ -120,13 +121,14 @@ def _close_gatherers(**_: Any) -> None:
 
 def run(task: Any, payload: dict[str, Any]) -> Any:
     """The leader's body: its own result (or exception) after its batch's members ended and were acked."""
-    own = get_settings().types[task.job_type]
-    if own.batch_max <= 1 or task.request.called_directly:
-        return unwrap(call(task, [payload], [task.current])[0])
-    leader = task.current
+    own, leader = get_settings().types[task.job_type], task.current
+    if own.batch_max <= 1 or task.request.called_directly or (leader.attempt or 0) > 1:
+        # A job delivered again (its worker process died, maybe in a batch it killed) runs alone: a job that
+        # kills its process must not take its siblings to MAX_DELIVERIES with it.
+        return unwrap(call(task, [payload], [leader])[0])
     messages = gather(task, own.batch_max - 1, own.batch_wait_ms / 1000)
     try:
-        members = [Member(leader, payload), *join(task, messages)]
+        members = [Member(leader, payload), *join(task, messages, budget(task) - task.batch_weight(payload))]
         for member in members:
             member.run.batch_size = len(members)  # stored with each job's end
         outcomes = call(task, [m.payload for m in members], [m.run for m in members])
@@ -139,6 +141,45 @@ def run(task: Any, payload: dict[str, Any]) -> Any:
     return unwrap(outcomes[0])
 
 
+class ByTexts:
+    """For a type whose jobs carry `text` or `texts`: a job weighs its characters, and a batch holds at most as
+    many as one job may (`<TYPE>_MAX_TEXTS` × `<TYPE>_MAX_CHARS`): no more work than the largest job."""
+
+    job_type: str
+
+    def batch_weight(self, payload: dict[str, Any]) -> int:
+        texts = payload.get("texts") if "texts" in payload else [payload.get("text")]
+        return sum(len(text) for text in texts if isinstance(text, str)) if isinstance(texts, list) else 1
+
+    def batch_budget(self) -> int:
+        own = get_settings().types[self.job_type]
+        return int(own.max_texts) * int(own.max_chars)
+
+
+# Seconds per unit of weight of this process's engine calls, per job type (a moving average of the batch calls
+# that succeeded): a batch is cut so that its engine call is expected to take at most PACE_SHARE of the time
+# limit, so jobs that each fit their limit alone fit it together.
+_pace: dict[str, float] = {}
+PACE_SHARE = 0.5
+
+
+def budget(task: Any) -> int:
+    """The most weight this process's next batch may hold, its leader's included."""
+    most = task.batch_budget()
+    pace = _pace.get(task.job_type)
+    if pace:
+        limit_s = BY_NAME[task.job_type].soft_time_limit_s(get_settings())
+        most = min(most, int(PACE_SHARE * limit_s / pace))
+    return most
+
+
+def paced(task: Any, payloads: Sequence[dict[str, Any]], seconds: float) -> None:
+    weight = sum(task.batch_weight(payload) for payload in payloads)
+    if weight > 0:
+        pace, last = _pace.get(task.job_type), seconds / weight
+        _pace[task.job_type] = last if pace is None else 0.7 * pace + 0.3 * last
+
+
 def gather(task: Any, most: int, wait_s: float) -> list[Message]:
     try:
         return gatherer(task).gather(most, wait_s)
@@ -148,10 +189,22 @@ def gather(task: Any, most: int, wait_s: float) -> list[Message]:
         return []
 
 
-def join(task: Any, messages: list[Message]) -> list[Member]:
+def join(task: Any, messages: list[Message], room: int) -> list[Member]:
     """The gathered messages as started members, their starts stored in one round trip; a message that does
-    not run here is answered on its channel."""
-    readable = [m for m in map(lambda message: readable_member(task, message), messages) if m]
+    not run here is answered on its channel. Members join while their weight (`task.batch_weight`) fits in
+    `room` (what `budget` leaves beside the leader); the others go back to the queue unstarted, as do messages
+    delivered again (each runs alone, as a leader)."""
+    readable = []
+    for message in messages:
+        member = readable_member(task, message)
+        if member is None:
+            continue
+        weight = task.batch_weight(member.payload)
+        if weight <= room and not message.delivery_info.get("redelivered"):
+            readable.append(member)
+            room -= weight
+        else:
+            message.requeue()
     if not readable:
         return []
     try:
@@ -174,11 +227,14 @@ def readable_member(task: Any, message: Message) -> Member | None:
         return None
     try:
         args, kwargs, _embed = message.decode()
-    except Exception as exc:  # not a Celery task message: dead-lettered, as Celery would not run it either
+        payload = args[0] if args else kwargs["payload"]
+        if not isinstance(payload, dict):
+            raise TypeError(f"its payload is a {type(payload).__name__}, not an object")
+    except Exception as exc:  # not a task message Celery could run: dead-lettered, alone
         log.error("job %s: its message cannot be read (%s: %s); dead-lettered", job_id, type(exc).__name__, exc)
         message.reject(requeue=False)
         return None
-    return Member(JobRun(job_id, task.job_type), args[0] if args else kwargs["payload"], message)
+    return Member(JobRun(job_id, task.job_type), payload, message)
 
 
 def settle(members: list[Member], refused: Sequence[Ignore | Reject | None], every: bool = False) -> None:
@@ -192,7 +248,10 @@ def call(task: Any, payloads: Sequence[dict[str, Any]], runs: Sequence[JobRun]) 
     """One result or exception per payload (`runs`: each one's job, the leader's first): one engine call for all,
     or, if it raises, one call each."""
     try:
-        return list(task.run_batch(list(payloads), list(runs)))
+        started = time.monotonic()
+        results = list(task.run_batch(list(payloads), list(runs)))
+        paced(task, payloads, time.monotonic() - started)
+        return results
     except SoftTimeLimitExceeded as exc:  # the batch's time is up: none of them runs again here
         return [exc] * len(payloads)
     except Exception as exc:
@@ -200,7 +259,13 @@ def call(task: Any, payloads: Sequence[dict[str, Any]], runs: Sequence[JobRun]) 
             return [exc]
         log.info("%s: a batch of %d raised %s; its jobs run one by one", task.name, len(payloads),
                  type(exc).__name__)
-    return [call(task, [payload], [run])[0] for payload, run in zip(payloads, runs, strict=True)]
+    outcomes: list[Any] = []
+    for payload, run in zip(payloads, runs, strict=True):
+        outcome = call(task, [payload], [run])[0]
+        if isinstance(outcome, SoftTimeLimitExceeded):  # the batch's time is up: the rest do not run either
+            return outcomes + [outcome] * (len(payloads) - len(outcomes))
+        outcomes.append(outcome)
+    return outcomes
 
 
 def end(task: Any, members: list[Member], outcomes: list[Any]) -> None:

@@ -3,6 +3,7 @@ call, each with its own record, end and acknowledgement."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import uuid
@@ -35,8 +36,10 @@ def sentiment_batches(platform_env: dict[str, str]) -> Iterator[tuple[ApiSession
 
 @pytest.fixture(scope="module")
 def embedding_batches(platform_env: dict[str, str]) -> Iterator[tuple[ApiSession, Proc]]:
-    """An embedding pool of 1 process gathering up to 4 jobs, waiting up to 1 s for them."""
-    with (isolated_platform("embedding", 1, EMBEDDING_BATCH_MAX="4", EMBEDDING_BATCH_WAIT_MS="1000") as (url, worker),
+    """An embedding pool of 1 process gathering up to 4 jobs, waiting up to 1 s for them; a time limit long enough
+    that the pace (`batching.budget`) of a loaded machine still lets 4 slow jobs run together."""
+    with (isolated_platform("embedding", 1, EMBEDDING_BATCH_MAX="4", EMBEDDING_BATCH_WAIT_MS="1000",
+                            EMBEDDING_TIME_LIMIT_S="1200") as (url, worker),
           ApiSession(url) as http):
         yield http, worker
 
@@ -196,6 +199,117 @@ def test_cancel_of_one_started_member_that_is_not_the_leader(embedding_batches) 
     after = submit(http, "embedding", json={"text": "the pool is free again"})
     assert follow(http, after, 60)["status"] == "SUCCESS"
     assert http.get(f"/v1/jobs/{member}").json() == ended[member]  # its message did not run again
+
+
+@pytest.fixture
+def one_process_batches(platform_env: dict[str, str]) -> Iterator[tuple[ApiSession, Proc]]:
+    """A sentiment pool of 1 process gathering up to 4 jobs, waiting up to 1 s for them: the first job queued
+    is the leader, the next ones its members."""
+    with (isolated_platform("sentiment", 1, SENTIMENT_BATCH_MAX="4", SENTIMENT_BATCH_WAIT_MS="1000") as (url, worker),
+          ApiSession(url) as http):
+        yield http, worker
+
+
+def test_a_task_message_without_its_payload_does_not_fail_the_leader(one_process_batches) -> None:
+    """A `sentiment.run` message with no argument (`[[], {}, {}]`: an older client, a hand-made message) among
+    the gathered ones: `readable_member` reads `kwargs["payload"]`, a KeyError out of `join` fails the batch's
+    leader (`internal_error`) although its own job was fine. Every batch that gathers it fails another."""
+    from common import records
+
+    http, worker = one_process_batches
+    good = [str(uuid.uuid4()) for _ in range(4)]
+    with publisher_of(worker) as app:
+        from common.store import get_redis
+
+        for job_id in good:
+            records.create(get_redis(), job_id, "sentiment")
+        app.send_task("sentiment.run", args=[{"text": "I love it."}], queue="sentiment", task_id=good[0])
+        app.send_task("sentiment.run", args=[], kwargs={}, queue="sentiment", task_id=str(uuid.uuid4()))
+        for job_id in good[1:]:
+            app.send_task("sentiment.run", args=[{"text": "I love it."}], queue="sentiment", task_id=job_id)
+    ended = {job_id: follow(http, job_id) for job_id in good}
+    assert [(r["status"], r.get("error")) for r in ended.values()] == [("SUCCESS", None)] * 4, ended
+
+
+LONG_TEXT = ("This is a great and wonderful day but the food was awful. " * 175)[:10_000]  # max_chars
+
+
+def test_jobs_that_each_fit_their_time_limit_do_not_fail_it_together(platform_env: dict[str, str]) -> None:
+    """The leader's `<TYPE>_TIME_LIMIT_S` covers the whole batch, unscaled: a batch is bounded in jobs, not in
+    work, so valid jobs (VADER takes about 0.3 s a 10,000-character text here), each well inside the limit on its
+    own, all end `time_limit_exceeded` once they are gathered together."""
+    from support.jobs import submit
+
+    with (isolated_platform("sentiment", 1, SENTIMENT_BATCH_MAX="8", SENTIMENT_BATCH_WAIT_MS="1000",
+                            SENTIMENT_TIME_LIMIT_S="5") as (url, _), ApiSession(url) as http):
+        body = {"texts": [f"{i} {LONG_TEXT}"[:10_000] for i in range(6)]}
+        assert follow(http, submit(http, "sentiment", json={"text": "warm up"}))["status"] == "SUCCESS"
+        alone = follow(http, submit(http, "sentiment", json=body))
+        assert (alone["status"], alone["batch_size"]) == ("SUCCESS", 1), alone  # it fits the limit on its own
+        ids = [submit(http, "sentiment", json=body) for _ in range(8)]
+        ended = [follow(http, job_id) for job_id in ids]
+    assert [(r["status"], r.get("error")) for r in ended] == [("SUCCESS", None)] * 8, \
+        [(r["status"], r["batch_size"], (r.get("error") or {}).get("code")) for r in ended]
+
+
+def test_a_batch_run_one_by_one_stops_at_its_time_limit(platform_env: dict[str, str]) -> None:
+    """docs/batching.md: "When the soft limit hits during the batch call, every member ends FAILURE
+    `time_limit_exceeded` (none runs again in a batch whose time is up)". When the batch call raised (a member
+    VADER cannot read) and the members run one by one (`batching.call`), the soft limit stops only the member it
+    hits: the next ones (gathered in the order they were queued) run on past the limit and end SUCCESS."""
+    from common import records
+
+    limit_s = 5
+    with (isolated_platform("sentiment", 1, SENTIMENT_BATCH_MAX="12", SENTIMENT_BATCH_WAIT_MS="1000",
+                            SENTIMENT_TIME_LIMIT_S=str(limit_s)) as (url, worker), ApiSession(url) as http):
+        ids = [str(uuid.uuid4()) for _ in range(12)]
+        with publisher_of(worker) as app:
+            from common.store import get_redis
+
+            for job_id in ids:
+                records.create(get_redis(), job_id, "sentiment")
+            app.send_task("sentiment.run", args=[{"text": 12345}], queue="sentiment", task_id=ids[0])  # the leader
+            for job_id in ids[1:]:
+                body = {"texts": [f"{i} {LONG_TEXT}"[:10_000] for i in range(6)]}  # about 2 s each, alone
+                app.send_task("sentiment.run", args=[body], queue="sentiment", task_id=job_id)
+        ended = {job_id: follow(http, job_id) for job_id in ids}
+    def at(stamp: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+    began = at(ended[ids[0]]["started_at"])
+    assert ended[ids[1]]["batch_size"] == 12, ended[ids[1]]
+    codes = [(r.get("error") or {}).get("code") for r in (ended[job_id] for job_id in ids[1:])]
+    hit = codes.index("time_limit_exceeded")  # the member running when the soft limit hit
+    after = {job_id[:8]: (r["status"], round((at(r["finished_at"]) - began).total_seconds(), 1))
+             for job_id, r in ((job_id, ended[job_id]) for job_id in ids[2 + hit:])}
+    assert all(status == "FAILURE" for status, _ in after.values()), (limit_s, after)
+
+
+def test_a_member_that_kills_its_worker_is_parked_alone(platform_env: dict[str, str]) -> None:
+    """A job whose engine call kills the worker child (a segfault, the OOM killer) takes its batch down on every
+    delivery: each sibling's attempt is counted with it, the same jobs are gathered together again, and after
+    MAX_DELIVERIES they are all parked `poison_job`. Only the crashing job should be: its siblings did nothing
+    wrong (the issue: poison handling keeps working, a failing job fails alone)."""
+    from common import records
+    from support.fragile_batches import POISON
+
+    with (isolated_platform("sentiment", 1, app="support.fragile_batches", SENTIMENT_BATCH_MAX="4",
+                            SENTIMENT_BATCH_WAIT_MS="1000") as (url, worker), ApiSession(url) as http):
+        ids = [str(uuid.uuid4()) for _ in range(4)]
+        poison = ids[1]
+        with publisher_of(worker) as app:
+            from common.store import get_redis
+
+            for job_id in ids:
+                records.create(get_redis(), job_id, "sentiment")
+            for job_id in ids:
+                text = f"It crashes {POISON}" if job_id == poison else "What a wonderful day."
+                app.send_task("sentiment.run", args=[{"text": text}], queue="sentiment", task_id=job_id)
+        ended = {job_id: follow(http, job_id, 180) for job_id in ids}
+    assert ended[poison]["status"] == "FAILURE" and ended[poison]["error"]["code"] == "poison_job", ended[poison]
+    siblings = [(r["status"], r["attempts"], (r.get("error") or {}).get("code")) for job_id, r in ended.items()
+                if job_id != poison]
+    assert all(status == "SUCCESS" for status, _, _ in siblings), siblings
 
 
 MANAGEMENT = "http://127.0.0.1:15672/api"

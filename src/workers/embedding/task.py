@@ -13,7 +13,7 @@ from workers.embedding import core
 from workers.lifecycle import JobRun
 
 
-class EmbeddingTask(JobTask):
+class EmbeddingTask(batching.ByTexts, JobTask):
     def load_model(self) -> core.Engine:
         s, own = get_settings(), get_settings().types["embedding"]
         folder = None

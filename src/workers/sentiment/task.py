@@ -11,7 +11,7 @@ from workers.lifecycle import JobRun
 from workers.sentiment import core
 
 
-class SentimentTask(JobTask):
+class SentimentTask(batching.ByTexts, JobTask):
     def load_model(self) -> core.Engine:
         s, own = get_settings(), get_settings().types["sentiment"]
         return core.load_model(own.model, [s.models_dir], allow_downloads=s.allow_downloads,

@@ -142,7 +142,10 @@ def outcome_of(attempt: Attempt, attempts: int, settings: Settings) -> tuple[str
     return "retry", backoff_s(attempts, settings)
 
 
-@app.task(name=DELIVER_TASK, queue=WEBHOOKS_QUEUE, ignore_result=True, acks_late=True)
+# The post is bounded by WEBHOOK_TIMEOUT_S, the name lookup before it is not: a task cut by its limit leaves its
+# entry leased, so it is claimed again when the lease ends.
+@app.task(name=DELIVER_TASK, queue=WEBHOOKS_QUEUE, ignore_result=True, acks_late=True,
+          soft_time_limit=get_settings().webhook_timeout_s + 30, time_limit=get_settings().webhook_timeout_s + 45)
 def deliver(job_id: str) -> str:
     """Post one attempt of a job's webhook; running it twice at most posts it twice (same `webhook-id`)."""
     settings, r = get_settings(), get_redis()

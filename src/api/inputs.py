@@ -8,6 +8,7 @@ from typing import Any
 from flask import request
 from pydantic import BaseModel, RootModel, ValidationError
 
+from common import webhooks
 from common.catalog import JobType, Upload
 from common.errors import InputError, Oversized, UnsupportedMedia
 from common.settings import get_settings
@@ -17,6 +18,7 @@ from common.settings import get_settings
 class JobInput:
     payload: dict[str, Any]
     blob: bytes | None = None
+    webhook: str | None = None  # where to post the job's end (`common.webhooks`), checked
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -47,7 +49,17 @@ def read_input(job_type: JobType) -> JobInput:
         raise UnsupportedMedia(f"{job_type.name} jobs take a multipart/form-data upload in the field '{field}'.")
     if not request.is_json:
         raise UnsupportedMedia("Send the job as JSON with Content-Type: application/json.")
-    return JobInput(validate(input_model, _read_json()))
+    data = _read_json()
+    webhook = data.pop("webhook", None) if isinstance(data, dict) else None
+    return JobInput(validate(input_model, data), webhook=_checked_webhook(webhook))
+
+
+def _checked_webhook(url: Any) -> str | None:
+    if url is None:
+        return None
+    if not isinstance(url, str):
+        raise InputError("webhook: an http or https URL (a string).", code="webhook_refused")
+    return webhooks.check_url(url, get_settings())
 
 
 def _read_json() -> Any:
@@ -78,9 +90,9 @@ def _read_upload(job_type: JobType, upload: Upload) -> JobInput:
     kind = upload.sniff(data[:64])
     if kind is None:
         raise UnsupportedMedia(f"The file in '{upload.field}' is not {upload.kinds} (checked by content).")
-    options = {k: v for k, v in request.form.items()}
+    options = {k: v for k, v in request.form.items() if k != "webhook"}
     payload = validate(upload.options_model, options) if upload.options_model else {}
     if upload.check is not None:
         upload.check(data, own)
     payload["upload"] = {"kind": kind, "filename": file.filename or "", "bytes": len(data)}
-    return JobInput(payload, data)
+    return JobInput(payload, data, _checked_webhook(request.form.get("webhook")))

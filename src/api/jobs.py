@@ -19,7 +19,7 @@ from api import openapi_docs, publish
 from api.access import client_address, owner
 from api.inputs import read_input
 from api.models import ErrorBody, JobAccepted, JobView
-from common import records
+from common import records, webhooks
 from common.catalog import BY_NAME, CATALOG, Artifact, JobType
 from common.errors import Conflict, NotFound, Unavailable
 from common.records import JobStatus
@@ -30,7 +30,6 @@ from common.waiting import wait_final
 log = logging.getLogger(__name__)
 api = APIBlueprint("jobs", __name__, url_prefix="/v1/jobs", abp_tags=[Tag(name="jobs")])
 
-PUBLIC_FIELDS = tuple(JobView.model_fields)
 ERRORS: dict[str | int, type[BaseModel]] = {code: ErrorBody for code in (400, 404, 409, 413, 415, 429, 503)}
 
 
@@ -58,12 +57,7 @@ class WaitQuery(CachedSchema):
                         description="Seconds to wait for a final state (long-poll).")
 
 
-def public(record: dict[str, Any]) -> dict[str, Any]:
-    """The record as the API shows it; `batch_size` only for a job that ran with batching on."""
-    view = {name: record.get(name) for name in PUBLIC_FIELDS}
-    if view["batch_size"] is None:
-        del view["batch_size"]
-    return view
+public = records.public
 
 
 def not_found(job_id: str) -> NotFound:
@@ -99,7 +93,8 @@ def _submit_view(job_type: JobType) -> Any:
         return response
 
     view.__name__ = f"submit_{job_type.name}"
-    view.__doc__ = f"Submit a {job_type.name} job\n{job_type.summary}"
+    view.__doc__ = (f"Submit a {job_type.name} job\n{job_type.summary} Any body may add `webhook`: an http(s) URL the "
+                    "job's record is posted to, signed, when it ends (docs/webhooks.md).")
     return view
 
 
@@ -185,6 +180,23 @@ def _stop(job_id: str, record: dict[str, Any]) -> None:
                           f"{settings.broker_confirm_timeout_s:g} s, e.g. short of memory or disk), so it may "
                           "still be running. Retry this DELETE shortly to send it again.",
                           code="broker_unavailable") from None
+
+
+@api.post("/<job_id>/webhook/redeliver", responses={202: JobView, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody},
+          operation_id="redeliverWebhook")
+def redeliver_webhook(path: JobPath) -> Any:
+    """Send a job's completion webhook again
+    The webhook becomes `pending` and due now, with a fresh retry schedule (its `attempts` start again from 0),
+    whether it was delivered, failed or still pending. 409 for a job submitted without a `webhook` or not ended."""
+    find(path.job_id)  # 404 unless it is the caller's
+    outcome = webhooks.redeliver(get_redis(), path.job_id)
+    if outcome == webhooks.NOT_FOUND:
+        raise not_found(path.job_id)
+    if outcome == webhooks.NO_WEBHOOK:
+        raise Conflict(f"Job {path.job_id} was submitted without a webhook.", code="no_webhook")
+    if outcome == webhooks.NOT_FINISHED:
+        raise Conflict(f"Job {path.job_id} has not ended; its webhook is sent when it does.", code="not_finished")
+    return jsonify(public(find(path.job_id))), 202
 
 
 class ArtifactPath(JobPath):

@@ -6,6 +6,7 @@
   so any worker answers a scrape with the sum of all of them.
 - Jobs finished by type and state, with run-time histograms: recorded by the workers in Redis
   (`common.jobstats`) and read here at scrape time (one HGETALL).
+- Completion webhook attempts by outcome: counted by the webhooks pool in Redis (`common.webhooks`), read here.
 - Queue depth, unacked and consumers per queue, and the oldest ready message's age: from the same
   cached figures as `/v1/queues`.
 The last two are platform-wide: behind several API replicas, aggregate them with `max`, not `sum`.
@@ -35,7 +36,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from api.queues import reader
-from common import jobstats
+from common import jobstats, webhooks
 from common.errors import PlatformError
 from common.logs import set_job_id
 from common.store import get_redis
@@ -98,6 +99,7 @@ class PlatformCollector:
 
     def collect(self) -> Iterator[Metric]:
         yield from _finished_jobs()
+        yield from _webhook_deliveries()
         yield from _queue_gauges()
 
 
@@ -116,6 +118,19 @@ def _finished_jobs() -> Iterator[Metric]:
         run_time.add_metric([job_type, state], times.cumulative(), times.total_s)
     yield finished
     yield run_time
+
+
+def _webhook_deliveries() -> Iterator[Metric]:
+    deliveries = CounterMetricFamily("webhook_deliveries", "Completion webhook attempts by outcome: delivered, retry "
+                                     "(failed, another attempt scheduled), failed (given up).", labels=["outcome"])
+    try:
+        counts = webhooks.counts(get_redis())
+    except redis.RedisError as exc:
+        log.warning("webhook statistics unavailable for /metrics: %s", exc)
+        counts = {}
+    for outcome, count in counts.items():
+        deliveries.add_metric([outcome], count)
+    yield deliveries
 
 
 def _queue_gauges() -> Iterator[Metric]:

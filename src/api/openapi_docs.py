@@ -15,6 +15,11 @@ from common.catalog import JobType
 from common.settings import Settings
 
 REF = "#/components/schemas/{model}"
+# A JSON body's `webhook` is told in the operation's description: an `allOf` around the input model here made
+# openapi-python-client drop the operation.
+WEBHOOK = {"type": "string", "format": "uri", "description": (
+    "Optional: an http(s) URL the job's record is posted to, signed, when it ends (docs/webhooks.md); refused "
+    "with 400 `webhook_refused` where the SSRF guard never lets it through."), "examples": ["https://example.com/hook"]}
 
 
 def register(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
@@ -38,6 +43,7 @@ def request_body(job_type: JobType, settings: Settings, components: dict[str, An
                                                       "description": f"{upload.kinds}, recognised by content."}}
         if upload.options_model is not None:
             properties.update(upload.options_model.model_json_schema()["properties"])
+        properties["webhook"] = WEBHOOK
         content["multipart/form-data"] = {"schema": {"type": "object", "required": [upload.field],
                                                      "properties": properties}}
     return {"required": True, "content": content}

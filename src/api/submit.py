@@ -76,6 +76,8 @@ class Submitter:
             self.models.refuse_without_model(r, job_type)
             self._admit(r, job_type, job, uploader)
             job_id, token, record = str(uuid.uuid4()), secrets.token_hex(8), records.new_record(job_type.name, owner)
+            if job.webhook is not None:
+                record.update(webhook_url=job.webhook, webhook_state="pending", webhook_attempts=0)
             if job.blob is not None:
                 intake.stage_upload(r, job_id, job.blob)
             earlier = intake.create(r, job_id, record, token=token, idem=idem, uploader=uploader,

@@ -27,6 +27,12 @@ DEAD_LETTER_EXCHANGE = Exchange("jobs.dead", type="direct", durable=True)
 CLASSIC_V2 = {"x-queue-version": 2}
 
 
+# Completion webhooks (`workers.webhook_delivery`) have a queue and pool of their own: a slow receiver holds
+# only a webhooks process, never a job type's pool.
+WEBHOOKS_QUEUE = "webhooks"
+DELIVER_TASK = "webhooks.deliver"
+
+
 def dead_letter_queue_name(queue: str) -> str:
     return f"{queue}.dead"
 
@@ -38,6 +44,10 @@ def job_queues() -> list[Queue]:
                   queue_arguments={"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
                                    "x-dead-letter-routing-key": t.queue, **CLASSIC_V2})
             for t in CATALOG]
+
+
+def webhooks_queue() -> Queue:
+    return Queue(WEBHOOKS_QUEUE, JOBS_EXCHANGE, routing_key=WEBHOOKS_QUEUE, durable=True, queue_arguments=CLASSIC_V2)
 
 
 def dead_letter_queues() -> list[Queue]:
@@ -64,9 +74,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Celery's 4 s default, and were killed and replaced in a loop for about 40 s.
         "worker_proc_alive_timeout": 120.0,
         "broker_heartbeat": settings.broker_heartbeat_s,  # the workers' connections; the API's publishing ones never
-        "task_queues": job_queues(),
+        "task_queues": [*job_queues(), webhooks_queue()],
         "task_default_exchange": JOBS_EXCHANGE.name,
-        "task_routes": {t.task_name: {"queue": t.queue, "routing_key": t.queue} for t in CATALOG},
+        "task_routes": {**{t.task_name: {"queue": t.queue, "routing_key": t.queue} for t in CATALOG},
+                        DELIVER_TASK: {"queue": WEBHOOKS_QUEUE, "routing_key": WEBHOOKS_QUEUE}},
         "task_create_missing_queues": False,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,

@@ -63,6 +63,16 @@ def idempotency_key(job_type: str, owner: str, key: str) -> str:
     return f"{prefix()}idem:{job_type}:{owner}:{key}"
 
 
+def webhook_schedule_key() -> str:
+    """The sorted set of jobs whose webhook is due, scored by when (ms; `common.webhooks`)."""
+    return f"{prefix()}webhooks"
+
+
+def webhook_wake_channel() -> str:
+    """Published when a webhook falls due at once (a job's end, a redelivery): the webhooks pool claims it then."""
+    return f"{prefix()}webhooks:due"
+
+
 def source_key(job_id: str) -> str:
     return f"{prefix()}source:{job_id}"
 
@@ -109,7 +119,39 @@ def load(r: redis.Redis, job_id: str) -> dict[str, Any] | None:
         rec[name] = json.loads(rec[name]) if name in rec else None
     rec.setdefault("started_at", None)
     rec.setdefault("finished_at", None)
+    rec["webhook"] = webhook_view(rec)
     return rec
+
+
+PUBLIC_FIELDS = ("job_id", "type", "status", "progress", "attempts", "created_at", "started_at", "finished_at",
+                 "result", "error", "batch_size", "webhook")
+
+
+def public(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as `GET /v1/jobs/<id>` shows it (and a webhook sends it); `batch_size` only for a job that ran
+    with batching on, `webhook` only for a job that asked for one."""
+    view = {name: record.get(name) for name in PUBLIC_FIELDS}
+    for optional in ("batch_size", "webhook"):
+        if view[optional] is None:
+            del view[optional]
+    return view
+
+
+def webhook_view(fields: dict[str, Any]) -> dict[str, Any] | None:
+    """The record's `webhook` as the API shows it, taken out of its flat `webhook_*` fields (popped)."""
+    url = fields.pop("webhook_url", None)
+    state = fields.pop("webhook_state", "pending")
+    attempts = int(fields.pop("webhook_attempts", 0))
+    status, error = fields.pop("webhook_last_status", ""), fields.pop("webhook_last_error", "")
+    due_ms = fields.pop("webhook_due_ms", None)
+    if url is None:
+        return None
+    due = None
+    if state == "pending" and due_ms is not None:
+        due = dt.datetime.fromtimestamp(int(float(due_ms)) / 1000, dt.UTC).isoformat(timespec="milliseconds")
+        due = due.replace("+00:00", "Z")
+    return {"url": url, "state": state, "attempts": attempts, "last_status": int(status) if status else None,
+            "last_error": error or None, "next_attempt_at": due}
 
 
 def delete(r: redis.Redis, job_id: str) -> None:
@@ -155,13 +197,15 @@ return 1
 # only if no later attempt has started: a worker cut off mid-job, whose job was meanwhile delivered to
 # another, must not decide how the job ends (nor drop the upload it reads). The record's fields follow the
 # named arguments (`unpack(ARGV, EXTRA)`).
+# A record with a `webhook_url` gets its webhook `pending` and due now in the schedule `webhooks` (`common.webhooks`)
+# in the same script, so no end is stored without its delivery.
 # `allow-oom` (Redis 7): a Redis full under `noeviction` still takes the end of a job that runs (a few
 # hundred bytes, and it frees the upload) and a cancel, while it refuses new jobs and starts: the work done
 # is kept instead of being held, then run again.
 _FINISH = Script(
-    keys=("job", "blob", "stats", "source"),
-    args=("ttl", "channel", "outcome", "attempt", "count_field", "seconds_field", "seconds", "keep", "kept_extra",
-          "kept_bucket", "kept_ttl"),
+    keys=("job", "blob", "stats", "source", "webhooks"),
+    args=("job_id", "wake", "ttl", "channel", "outcome", "attempt", "count_field", "seconds_field", "seconds", "keep",
+          "kept_extra", "kept_bucket", "kept_ttl"),
     extra=True, preamble=(_FINAL_LUA,), body="""#!lua flags=allow-oom
 local status = redis.call('HGET', job, 'status')
 if status and attempt ~= '' and redis.call('HGET', job, 'attempts') ~= attempt then return 0 end
@@ -196,6 +240,13 @@ if kept_at then
 end
 redis.call('HSET', job, unpack(ARGV, EXTRA))
 redis.call('EXPIRE', job, ttl)
+if redis.call('HEXISTS', job, 'webhook_url') == 1 then
+  local clock = redis.call('TIME')
+  local due = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+  redis.call('HSET', job, 'webhook_state', 'pending', 'webhook_due_ms', due)
+  redis.call('ZADD', webhooks, due, job_id)
+  redis.call('PUBLISH', wake, job_id)
+end
 if count_field ~= '' then
   redis.call('HINCRBY', stats, count_field, 1)
   redis.call('HINCRBYFLOAT', stats, seconds_field, seconds)
@@ -302,7 +353,8 @@ class Ending:
         count_field, seconds_field, seconds = stats
         settings, job_id = get_settings(), self.job_id
         return _FINISH(client, *flat, job=job_key(job_id), blob=blob_key(job_id), stats=jobstats.stats_key(),
-                       source=source_key(job_id), ttl=settings.result_ttl_s, channel=done_channel(job_id),
+                       source=source_key(job_id), webhooks=webhook_schedule_key(), job_id=job_id,
+                       wake=webhook_wake_channel(), ttl=settings.result_ttl_s, channel=done_channel(job_id),
                        outcome=self.status.value, attempt="" if self.attempt is None else str(self.attempt),
                        count_field=count_field, seconds_field=seconds_field, seconds=seconds,
                        keep="1" if self.keep_upload else "0", kept_extra=self.kept_bytes,

@@ -101,6 +101,22 @@ class Settings(BaseSettings):
     fetch_allowlist: str = Field(default="", description=(
         'what jobs may fetch although not public (SSRF guard), comma-separated: `host:port`, `[v6]:port`, or a '
         'bare host or address (every port of it)'))
+    webhook_allowlist: str = Field(default="", description=(
+        'where completion webhooks may be posted although not public (same SSRF guard and entries as '
+        '`FETCH_ALLOWLIST`: `host:port`, `[v6]:port`, or a bare host)'))
+    webhook_secret: str = Field(default="", description=(
+        'key that signs completion webhooks (Standard Webhooks, `whsec_` + base64); empty: a submit with a '
+        '`webhook` answers 400 `webhook_refused`'))
+    webhook_secret_previous: str = Field(default="", description=(
+        'the key being rotated out: each webhook then carries a second signature made with it'))
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description=(
+        'seconds a webhook receiver has to connect and answer; past it the attempt counts as failed'))
+    webhook_backoff_s: float = Field(default=5.0, gt=0, description=(
+        'delay before the first retry of a webhook; each next one doubles (±20 % jitter)'))
+    webhook_max_attempts: int = Field(default=15, ge=1, description=(
+        'attempts of a webhook before it is `failed` (15 with a 5 s backoff: retries over about 23 h)'))
+    webhook_concurrency: int = Field(default=4, ge=1, description=(
+        'processes of the `webhooks` pool (each posts one webhook at a time)'))
     api_keys: str = Field(default="", description=(
         'API keys (comma-separated); when set, every `/v1` route needs `Authorization: Bearer <key>`'))
     rate_limit: str = Field(default="", description=(

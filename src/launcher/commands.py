@@ -1,5 +1,5 @@
-"""What `up` runs, as argv and environment: the API, one Celery worker pool per catalog entry, Flower and
-the demo's pages.
+"""What `up` runs, as argv and environment: the API, one Celery worker pool per catalog entry, the completion
+webhooks' pool, Flower and the demo's pages.
 
 The worker pools come from `common.catalog.CATALOG`: a new job type needs no change here. A pool's
 concurrency is the setting `<type>_concurrency` (1 when there is none).
@@ -12,6 +12,7 @@ import secrets
 import sys
 from dataclasses import dataclass
 
+from common.broker import WEBHOOKS_QUEUE
 from common.catalog import CATALOG, JobType, longest_hard_limit_s
 from common.settings import PROJECT_ROOT, Settings, get_settings
 from launcher.demo_pages import HOST as DEMO_PAGES_HOST
@@ -55,7 +56,8 @@ def plan(settings: Settings, login: FlowerLogin) -> list[Spec]:
     if demo_pages_allowed(settings):
         env["FETCH_ALLOWLIST"] = demo_pages_entry(settings)
     pages = [demo_pages_spec(settings, env)] if settings.demo_pages_port else []
-    return [api_spec(env), *(worker_spec(settings, t, env) for t in CATALOG), flower_spec(settings, login, env), *pages]
+    return [api_spec(env), *(worker_spec(settings, t, env) for t in CATALOG), webhooks_spec(settings, env),
+            flower_spec(settings, login, env), *pages]
 
 
 def demo_pages_allowed(settings: Settings) -> bool:
@@ -115,6 +117,13 @@ def worker_spec(settings: Settings, job_type: JobType, env: dict[str, str]) -> S
     concurrency = settings.types[job_type.name].concurrency
     argv = worker_argv(job_type.queue, job_type.name, concurrency, settings.log_level, settings.worker_events)
     return Spec(job_type.name, argv, {**env, **model_env(settings)})
+
+
+def webhooks_spec(settings: Settings, env: dict[str, str]) -> Spec:
+    """The completion webhooks' own pool (`workers.webhook_delivery`), `WEBHOOK_CONCURRENCY` processes."""
+    argv = worker_argv(WEBHOOKS_QUEUE, "webhooks", settings.webhook_concurrency, settings.log_level,
+                       settings.worker_events)
+    return Spec("webhooks", argv, {**env, **OFFLINE})
 
 
 def flower_spec(settings: Settings, login: FlowerLogin, env: dict[str, str]) -> Spec:

@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import settings_table
+from common.broker import WEBHOOKS_QUEUE
 from common.catalog import CATALOG, JobType
-from common.settings import PROJECT_ROOT
+from common.settings import PROJECT_ROOT, Settings
+
+WEBHOOK_CONCURRENCY = int(Settings.model_fields["webhook_concurrency"].default)
 
 TEMPLATES = Path("deploy") / "templates"
 OUTPUTS = (Path("docker-compose.yaml"), Path("deploy") / "k8s" / "workers.yaml", Path("deploy") / "k8s" / "keda.yaml")
@@ -96,8 +99,28 @@ def compose_service(t: JobType) -> str:
     return "\n".join(lines)
 
 
+def webhooks_service() -> str:
+    """The completion webhooks' pool (`workers.webhook_delivery`): light, waits on receivers."""
+    return "\n".join([
+        "  webhooks:", "    <<: *worker",
+        "    build: {context: ., dockerfile: deploy/docker/Dockerfile, target: worker-light}",
+        '    image: "ml-platform/worker-light:${TAG:-latest}"',
+        "    environment: {<<: *platform-env, WORKER_TYPE: webhooks}",
+        f'    command: ["celery", "-A", "workers.celery_app", "worker", "-Q", "{WEBHOOKS_QUEUE}", "-n", "webhooks@%h",',
+        f'              "-c", "${{WEBHOOK_CONCURRENCY:-{WEBHOOK_CONCURRENCY}}}", '
+        '"--loglevel", "${LOG_LEVEL:-INFO}"]'])
+
+
+def webhooks_deployment() -> str:
+    return _deployment("webhooks-worker", "worker-light", WEBHOOKS_QUEUE, "webhooks", WEBHOOK_CONCURRENCY,
+                       SIZING_BY_TYPE["scrape"])
+
+
 def deployment(t: JobType) -> str:
-    name, size = k8s_name(t), sizing(t)
+    return _deployment(k8s_name(t), image(t), t.queue, t.name, default_concurrency(t), sizing(t))
+
+
+def _deployment(name: str, target: str, queue: str, node: str, concurrency: int, size: Sizing) -> str:
     labels = f"{{app.kubernetes.io/part-of: ml-platform, app.kubernetes.io/component: {name}}}"
     return f"""---
 apiVersion: apps/v1
@@ -117,9 +140,9 @@ spec:
       securityContext: {{runAsNonRoot: true, runAsUser: 10001}}
       containers:
         - name: worker
-          image: ml-platform/{image(t)}:latest
-          command: ["celery", "-A", "workers.celery_app", "worker", "-Q", "{t.queue}", "-n", "{t.name}@%h", \
-"-c", "{default_concurrency(t)}"]
+          image: ml-platform/{target}:latest
+          command: ["celery", "-A", "workers.celery_app", "worker", "-Q", "{queue}", "-n", "{node}@%h", \
+"-c", "{concurrency}"]
           envFrom:
             - configMapRef: {{name: platform-config}}
             - secretRef: {{name: platform-secrets}}
@@ -163,7 +186,8 @@ def parts(catalog: tuple[JobType, ...] = CATALOG) -> dict[str, str]:
         return joiner.join(render(t) for t in catalog)
 
     return {"platform-env": "\n".join(f"  {name}:" for name in shared_settings()),
-            "worker-services": each(compose_service, "\n\n"), "deployments": each(deployment),
+            "worker-services": each(compose_service, "\n\n") + "\n\n" + webhooks_service(),
+            "deployments": each(deployment) + "\n" + webhooks_deployment(),
             "scaled-objects": each(scaled_object)}
 
 

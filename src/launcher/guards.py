@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import ipaddress
 
+from common.addresses import Allowlist
 from common.settings import Settings
 from launcher.demo_pages import HOST as DEMO_PAGES_HOST
 from launcher.probes import ServiceError, port_open
-from workers.addresses import Allowlist
 
 
 def check_before_up(settings: Settings) -> None:

@@ -1,7 +1,8 @@
 """The workers' Celery app: `celery -A workers.celery_app worker -Q <type>`.
 
 It imports every job type's task module (each is light: heavy libraries load inside the worker
-child, once). A worker consumes only the queues named with `-Q`, and preloads only their models.
+child, once), and the completion webhooks' (`workers.webhook_delivery`, the `webhooks` queue). A worker
+consumes only the queues named with `-Q`, and preloads only their models.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from workers import memory, models
 from workers.base import JobTask
 from workers.request import DeclareDeadLetterQueues
 
-app = make_celery(include=tuple(t.task_module for t in CATALOG))
+app = make_celery(include=(*(t.task_module for t in CATALOG), "workers.webhook_delivery"))
 app.steps["consumer"].add(DeclareDeadLetterQueues)
 _consumed: set[str] = set()
 

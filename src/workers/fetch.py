@@ -2,7 +2,7 @@
 
 - http and https only; connect and read timeouts; a cap on the response size.
 - The host is resolved once and refused when any of its addresses is not a public one
-  (`workers.addresses`: loopback, private, link-local, site-local, multicast, reserved, a cloud metadata
+  (`common.addresses`: loopback, private, link-local, site-local, multicast, reserved, a cloud metadata
   address, or an IPv6 form that carries such an IPv4 address), unless the allowlist names the host or
   that address, on that port or on every port.
 - The connection goes to the address that was checked (no second DNS lookup to rebind), with the
@@ -12,16 +12,14 @@
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
 
+from common.addresses import Allowlist, check_address
 from common.errors import InputError
 from common.settings import get_settings
-from workers.addresses import Address, Allowlist, refusal
 
 MAX_REDIRECTS = 5
 
@@ -66,22 +64,6 @@ def fetch(url: str, limits: FetchLimits, *, ok_only: bool = False) -> Fetched:
         content = _read_capped(response, url, limits.max_bytes)
         return Fetched(url, response.status, content, response.headers.get("Content-Type", ""))
     raise InputError(f"Fetching {url} took more than {MAX_REDIRECTS} redirects.", code="fetch_failed")
-
-
-def check_address(host: str, port: int, allowlist: Allowlist) -> Address:
-    """Resolve `host` and return the address to connect to, or refuse it."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        raise InputError(f"The host {host!r} does not resolve.", code="fetch_failed") from None
-    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    if not allowlist.names(host, port):
-        for address in addresses:
-            why = refusal(address)
-            if why and not allowlist.names(str(address), port):
-                raise InputError(f"Fetching {host} port {port} is refused: it resolves to {address}, {why}.",
-                                 code="address_refused")
-    return addresses[0]
 
 
 def _get_once(url: str, limits: FetchLimits) -> urllib3.BaseHTTPResponse:

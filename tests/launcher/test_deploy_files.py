@@ -54,6 +54,8 @@ def test_every_type_gets_a_service_a_deployment_and_a_scaled_object() -> None:
         assert command[command.index("-Q") + 1] == t.queue
         assert f"{t.name.replace('_', '-')}-worker" in deployments
         assert t.queue in scaled_queues
+    command = services["webhooks"]["command"]
+    assert command[command.index("-Q") + 1] == "webhooks" and "webhooks-worker" in deployments
 
 
 def test_docker_compose_accepts_the_generated_file(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def test_up_serves_everything_and_ctrl_c_stops_every_child(
     assert requests.get(flower, auth=(user, passwords[0][0]), timeout=5).status_code == 200
 
     children = {name: int(pid) for name, pid in output.find(r"started (\S+) \(pid (\d+)\)")}
-    assert set(children) == {"api", "flower", "pages", *(t.name for t in CATALOG)}  # pages: the demo's
+    assert set(children) == {"api", "flower", "pages", "webhooks", *(t.name for t in CATALOG)}  # pages: the demo's
 
     proc.send_signal(signal.SIGINT)
     try:

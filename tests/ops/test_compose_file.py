@@ -104,13 +104,14 @@ def test_every_service_has_a_dockerfile_target_or_a_pinned_image(resolved: dict[
     assert (ROOT / "deploy" / "docker" / "Dockerfile.dockerignore").exists()
 
 
-def test_one_worker_service_per_catalog_queue(resolved: dict[str, Any]) -> None:
+def test_one_worker_service_per_catalog_queue_and_one_for_webhooks(resolved: dict[str, Any]) -> None:
     found = workers(resolved)
-    assert set(found) == {t.name for t in CATALOG}
-    for job_type in CATALOG:
-        command = found[job_type.name]["command"]
-        assert command[command.index("-Q") + 1] == job_type.queue
-        assert found[job_type.name]["environment"]["WORKER_TYPE"] == job_type.name  # its healthcheck's ping
+    assert set(found) == {t.name for t in CATALOG} | {"webhooks"}
+    for name, queue in [*((t.name, t.queue) for t in CATALOG), ("webhooks", "webhooks")]:
+        command = found[name]["command"]
+        assert command[command.index("-Q") + 1] == queue
+        assert found[name]["environment"]["WORKER_TYPE"] == name  # its healthcheck's ping
+    assert resolved["services"]["webhooks"]["build"]["target"] in NO_TORCH_TARGETS
 
 
 def test_the_api_and_light_workers_carry_no_torch(resolved: dict[str, Any]) -> None:

@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from common.addresses import Allowlist, refusal
 from common.errors import InputError
 from support.processes import ROOT, free_port
-from workers.addresses import Allowlist, refusal
 from workers.fetch import FetchLimits, check_address, fetch
 
 OPEN = FetchLimits(2, 5, 1024 * 1024, Allowlist.parse("127.0.0.1"))

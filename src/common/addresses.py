@@ -1,4 +1,5 @@
-"""Which addresses a job may fetch from: public ones, and what the operator's allowlist names.
+"""Which addresses a job may fetch from, and a completion webhook be posted to: public ones, and what the
+operator's allowlist names (`FETCH_ALLOWLIST`, `WEBHOOK_ALLOWLIST`).
 
 An address is public when it is globally reachable and nothing else: not loopback, private, link-local,
 unique-local, site-local, multicast, reserved or a cloud metadata address. An IPv6 address that carries
@@ -16,8 +17,11 @@ it resolves to; an entry naming an address lets that address through.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from common.errors import InputError
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -85,10 +89,10 @@ class Allowlist:
     entries: frozenset[tuple[str, int]] = field(default_factory=frozenset)
 
     @classmethod
-    def parse(cls, entries: str | Iterable[str]) -> Allowlist:
-        """From `FETCH_ALLOWLIST`'s text (comma-separated) or a list of entries; raises ValueError on a bad one."""
+    def parse(cls, entries: str | Iterable[str], setting: str = "FETCH_ALLOWLIST") -> Allowlist:
+        """From the text of `setting` (comma-separated) or a list of entries; raises ValueError on a bad one."""
         items = entries.split(",") if isinstance(entries, str) else entries
-        return cls(frozenset(_entry(item.strip()) for item in items if item.strip()))
+        return cls(frozenset(_entry(item.strip(), setting) for item in items if item.strip()))
 
     def names(self, host: str, port: int) -> bool:
         """Does an entry name `host` (a host name or an address, as written in the URL) on `port`?"""
@@ -96,22 +100,22 @@ class Allowlist:
         return (key, port) in self.entries or (key, ANY_PORT) in self.entries
 
 
-def _entry(text: str) -> tuple[str, int]:
+def _entry(text: str, setting: str) -> tuple[str, int]:
     host, port = text, ANY_PORT
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
-        port = _port(rest.removeprefix(":"), text) if rest else ANY_PORT
+        port = _port(rest.removeprefix(":"), text, setting) if rest else ANY_PORT
     elif text.count(":") == 1:  # host:port; more colons is a bare IPv6 address
         host, _, port_text = text.partition(":")
-        port = _port(port_text, text)
+        port = _port(port_text, text, setting)
     if not host:
-        raise ValueError(f"FETCH_ALLOWLIST entry {text!r} names no host")
+        raise ValueError(f"{setting} entry {text!r} names no host")
     return _normal_host(host), port
 
 
-def _port(text: str, entry: str) -> int:
+def _port(text: str, entry: str, setting: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"FETCH_ALLOWLIST entry {entry!r} has no valid port (host:port, [v6]:port or a bare host)")
+        raise ValueError(f"{setting} entry {entry!r} has no valid port (host:port, [v6]:port or a bare host)")
     return int(text)
 
 
@@ -122,4 +126,20 @@ def _normal_host(host: str) -> str:
         return host.lower().rstrip(".")
 
 
-__all__ = ["ANY_PORT", "Address", "Allowlist", "refusal"]
+def check_address(host: str, port: int, allowlist: Allowlist) -> Address:
+    """Resolve `host` and return the address to connect to, or refuse it."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise InputError(f"The host {host!r} does not resolve.", code="fetch_failed") from None
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if not allowlist.names(host, port):
+        for address in addresses:
+            why = refusal(address)
+            if why and not allowlist.names(str(address), port):
+                raise InputError(f"Fetching {host} port {port} is refused: it resolves to {address}, {why}.",
+                                 code="address_refused")
+    return addresses[0]
+
+
+__all__ = ["ANY_PORT", "Address", "Allowlist", "check_address", "refusal"]

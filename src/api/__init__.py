@@ -16,7 +16,7 @@ from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from api import access, jobs, limits, meta, metrics, queues
+from api import access, events, jobs, limits, meta, metrics, queues
 from api.inputs import describe_validation_error
 from api.submit import Submitter, broker_refused
 from common import logs, store
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app.before_request(_limit_body)
     access.init_app(app, settings)
     app.register_api(jobs.api)
+    app.register_api(events.api)
     app.register_api(meta.api)
     app.register_api(queues.api)
     app.register_api(metrics.api)

@@ -17,7 +17,8 @@ accept (or from the first byte of a next request on a kept-alive connection):
   loop (`linger`), not on a thread holding a slot.
 - Answers are written with the same timeout per write (`sendall`'s is the budget of the whole call):
   a client that does not take its answer is closed, and the thread freed.
-- On SIGTERM the worker stops accepting but serves what is under way (heads, queued bodies, requests),
+- On SIGTERM the worker ends its event streams (`api.events`: their clients resume with `Last-Event-ID`),
+  stops accepting but serves what is under way (heads, queued bodies, requests),
   each within its deadline and gunicorn's graceful_timeout, then exits.
 TLS connections keep gthread's own behaviour (the platform serves plain HTTP behind its proxy).
 """
@@ -39,6 +40,7 @@ from typing import Any
 from gunicorn.http.body import LengthReader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from api.events import STOPPING
 from api.request_reading import (
     HEAD_END,
     HEAD_TOO_LARGE,
@@ -84,6 +86,7 @@ class ReadDeadlineWorker(ThreadWorker):
             if not self.is_parent_alive():
                 break
         stop_at = time.monotonic() + max(0.0, self.cfg.graceful_timeout - 1.0)
+        STOPPING.set()  # event streams end (their clients resume elsewhere); long-polls end within MAX_WAIT_S
         self.stop_accepting()
         while self.unfinished() and time.monotonic() < stop_at:
             self.turn()

@@ -1,5 +1,7 @@
-"""Run a plan of jobs: a bounded ThreadPoolExecutor whose threads each submit one job and long-poll it to its end,
-all sharing one rich Progress. Ctrl-C sets `stop`: nothing new is submitted and waiting threads let go."""
+"""Run a plan of jobs: a bounded ThreadPoolExecutor whose threads each submit one job and follow it to its end (its
+event stream, for its progress; the long-poll when the stream fails), all sharing one rich Progress whose bar
+counts a running job's progress (detection reports it). Ctrl-C sets `stop`: nothing new is submitted and waiting
+threads let go."""
 
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ class Outcome:
     error: dict[str, Any] | None = None
     began: float | None = None
     latency_s: float | None = None
+    progress: int = 0  # percent, while it runs (its event stream)
 
     @property
     def phase(self) -> str:
@@ -56,7 +59,7 @@ def execute(api: Api, plan: Plan, options: Options, console: Console, stop: thre
     outcomes: list[Outcome] = []
     jobs = iter(plan.jobs)
     with _progress(console) as progress, ThreadPoolExecutor(options.concurrency, "job") as pool:
-        board = Board(progress, outcomes, plan.total)
+        board = Board(progress, outcomes, plan.total, api)
 
         def start(outcome: Outcome) -> Future[None]:
             return pool.submit(run_one, api, outcome, options=options, stop=stop, console=progress.console)
@@ -90,7 +93,7 @@ def _feed(jobs: Iterator[Job], outcomes: list[Outcome], pending: set[Future[None
 
 
 def run_one(api: Api, outcome: Outcome, *, options: Options, stop: threading.Event, console: Console) -> None:
-    """Submit one job, then long-poll it until it is final, `stop` is set or the client's timeout passes."""
+    """Submit one job, then follow it until it is final, `stop` is set or the client's timeout passes."""
     if stop.is_set():
         return
     outcome.status, outcome.began = "SUBMITTING", time.monotonic()
@@ -98,7 +101,7 @@ def run_one(api: Api, outcome: Outcome, *, options: Options, stop: threading.Eve
         accepted = api.submit(outcome.job, stop)
         outcome.job_id, outcome.status = accepted["job_id"], accepted["status"]
         deadline = None if options.timeout_s is None else time.monotonic() + options.timeout_s
-        record = api.wait(accepted["job_id"], stop, deadline)
+        record = api.follow(accepted["job_id"], stop, deadline, lambda percent: setattr(outcome, "progress", percent))
     except Stopped:
         outcome.status = "NOT_SUBMITTED" if outcome.job_id is None else outcome.status
         return
@@ -155,17 +158,21 @@ def _fields(outcomes: list[Outcome], started: float) -> dict[str, Any]:
     counts = Counter(o.phase for o in outcomes)
     finished = counts["done"] + counts["failed"]
     rate = finished / max(time.monotonic() - started, 1e-6)
+    running = sum(o.progress for o in outcomes if o.phase == "running") / 100  # a share of a job each
     return {"submitted": sum(o.job_id is not None for o in outcomes), "running": counts["running"],
-            "done": counts["done"], "failed": counts["failed"], "rate": rate, "completed": finished}
+            "done": counts["done"], "failed": counts["failed"], "rate": rate, "completed": finished,
+            "share": finished + running}
 
 
 class Board:
     """Keeps the bar up to date; without a terminal, says the same in a plain line every few seconds."""
 
-    def __init__(self, progress: Progress, outcomes: list[Outcome], total: int | None) -> None:
-        self.progress, self.outcomes, self.total = progress, outcomes, total
+    def __init__(self, progress: Progress, outcomes: list[Outcome], total: int | None, api: Api) -> None:
+        self.progress, self.outcomes, self.total, self.api = progress, outcomes, total, api
         self.started = self.last_plain = time.monotonic()
-        self.bar = progress.add_task("jobs", total=total, **_fields(outcomes, self.started))
+        fields = _fields(outcomes, self.started)
+        del fields["share"]
+        self.bar = progress.add_task("jobs", total=total, **fields)
         self.halted = False
         self.last_line, self.last_show = "", 0.0
 
@@ -175,6 +182,7 @@ class Board:
             self.halted = True
             say(self.progress.console, Text("Ctrl-C: submitting nothing more; collecting what is known "
                                             f"(within {WAIT_S} s)", style="yellow"))
+        self.api.interrupt()  # event streams let go now (their threads end with one look at their job)
         return {f for f in pending if not f.cancel()}
 
     def show(self, final: bool = False) -> None:
@@ -182,9 +190,9 @@ class Board:
             return
         self.last_show = time.monotonic()
         fields = _fields(self.outcomes, self.started)
-        completed = fields.pop("completed")
+        completed, share = fields.pop("completed"), fields.pop("share")
         total = self.total if self.total is not None or not final else len(self.outcomes)
-        self.progress.update(self.bar, completed=completed, total=total, **fields)
+        self.progress.update(self.bar, completed=share, total=total, **fields)
         if self.progress.disable and (final or time.monotonic() - self.last_plain >= PLAIN_EVERY_S):
             of = f"/{total}" if total is not None else ""
             line = (f"{completed}{of} finished: submitted {fields['submitted']}, running {fields['running']}, "

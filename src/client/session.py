@@ -1,13 +1,17 @@
-"""The client's one pooled HTTP session: submit with retries and an `Idempotency-Key`, wait with the long-poll.
+"""The client's one pooled HTTP session: submit with retries and an `Idempotency-Key`, wait with the long-poll,
+read a job's event stream.
 
 It speaks HTTP only. What a job type accepts (its upload field, its size limit) comes from `GET /v1/job-types`.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,8 @@ FOR_GOOD = frozenset({"model_unavailable"})  # a 503 that a retry would not mend
 WAIT_S = 5  # each long-poll asks for at most this; a waiting thread notices Ctrl-C within it
 CONNECT_TIMEOUT_S = 5.0
 UPLOAD_TIMEOUT_S = 120.0
+RESUME_S = 1.0  # an event stream that closed before the job's end is resumed this much later (its `retry:`)
+QUIET_S = 40.0  # an event stream silent this long is dead (the API sends a keep-alive every 15 s)
 
 
 class ClientError(Exception):
@@ -63,6 +69,8 @@ class Api:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = "ml-job-platform-client/0.1"
+        self.streams: set[requests.Response] = set()  # event streams being read (`interrupt`)
+        self.lock = threading.Lock()
         if key:
             self.session.headers["Authorization"] = f"Bearer {key}"
 
@@ -103,6 +111,58 @@ class Api:
             record = _body(response, f"GET /v1/jobs/{job_id}")
             if record["status"] in FINAL or stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
                 return record
+
+    def follow(self, job_id: str, stop: threading.Event, deadline: float | None = None,
+               on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """As `wait`, from the job's event stream, telling `on_progress` each change of its progress. A stream that
+        closes before the job's end (its longest life, or the API holding as many as it may) is resumed after its
+        last event; one that fails (an API without streams, a lost connection, Ctrl-C) leaves the rest to `wait`."""
+        last_id: str | None = None
+        try:
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                for name, event_id, data in self.events(job_id, last_id, stop, deadline):
+                    last_id = event_id or last_id
+                    if name == "end":
+                        return data
+                    if on_progress is not None:
+                        on_progress(int(data["progress"]))
+                if stop.wait(RESUME_S):
+                    break
+        except (ClientError, requests.RequestException, ValueError, KeyError, TypeError):
+            pass
+        return self.wait(job_id, stop, deadline)
+
+    def events(self, job_id: str, last_id: str | None, stop: threading.Event,
+               deadline: float | None = None) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
+        """`GET /v1/jobs/<id>/events` after event `last_id`: (name, id, data) of each event until the stream
+        closes, or `stop` is set (`interrupt`). A refusal raises `ClientError`; a lost or silent connection, or
+        `deadline` passing, raises requests' errors."""
+        quiet_s = QUIET_S if deadline is None else max(0.1, min(QUIET_S, deadline - time.monotonic()))
+        headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last_id} if last_id is not None else {})}
+        response = self.session.get(f"{self.url}/v1/jobs/{job_id}/events", headers=headers, stream=True,
+                                    timeout=(CONNECT_TIMEOUT_S, quiet_s))
+        with response, self._reading(response):
+            if response.status_code != 200 or stop.is_set():
+                if response.status_code >= 300:
+                    raise _error(response)
+                return
+            yield from _parse(response)
+
+    def interrupt(self) -> None:
+        """Make every event stream being read let go at once (after Ctrl-C): its socket is shut down."""
+        with self.lock:
+            for response in self.streams:
+                response.raw.shutdown()
+
+    @contextmanager
+    def _reading(self, response: requests.Response) -> Iterator[None]:
+        with self.lock:
+            self.streams.add(response)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.streams.discard(response)
 
     def _request_of(self, job: Job) -> dict[str, Any]:
         if job.body is not None:
@@ -170,6 +230,19 @@ def _body(response: requests.Response, what: str) -> dict[str, Any]:
     except ValueError:
         raise ClientError("bad_response", f"{what} answered something other than JSON") from None
     return body
+
+
+def _parse(response: requests.Response) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
+    """Server-Sent Events: (name, id, data as JSON) of each event; comments (keep-alives) and `retry:` skipped."""
+    fields: dict[str, str] = {}
+    for raw in response.iter_lines(chunk_size=None):
+        line = raw.decode()
+        if line and not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+        elif not line and "data" in fields:
+            yield fields.get("event", "message"), fields.get("id"), json.loads(fields["data"])
+            fields = {}
 
 
 def _read(path: Path | None) -> bytes:

@@ -55,8 +55,9 @@ def blob_key(job_id: str) -> str:
     return f"{prefix()}blob:{job_id}"
 
 
-def done_channel(job_id: str) -> str:
-    return f"{prefix()}done:{job_id}"
+def job_channel(job_id: str) -> str:
+    """Where each change of the job's record is published (`CHANGE_LUA`): long-polls and event streams listen."""
+    return f"{prefix()}changes:{job_id}"
 
 
 def idempotency_key(job_type: str, owner: str, key: str) -> str:
@@ -113,6 +114,7 @@ def load(r: redis.Redis, job_id: str) -> dict[str, Any] | None:
     rec["job_id"] = job_id
     rec["progress"] = int(rec.get("progress", 0))
     rec["attempts"] = int(rec.get("attempts", 0))
+    rec["version"] = int(rec.get("version", 0))
     if "batch_size" in rec:
         rec["batch_size"] = int(rec["batch_size"])
     for name in ("result", "error"):
@@ -170,8 +172,20 @@ def load_kept_upload(r: redis.Redis, job_id: str) -> bytes | None:
 # refuses a script (READONLY, MISCONF; OOM for all but `_FINISH`: `store.is_outage`) at its first write, so
 # a refused script has written nothing.
 _FINAL_LUA = lua_set("FINAL", FINAL)
+# Every change a client can follow (a start, progress, an end) counts one more `version` of the record and is
+# published on the job's channel as "<version> <change> <status> <progress> <attempts>", the change being
+# `status`, `attempts` (a start of a job already STARTED: delivered again), `progress` or `end`
+# (`api.events` streams them; a long-poll only reads the record again).
+CHANGE_LUA = """
+local function changed(job, channel, change)
+  local version = redis.call('HINCRBY', job, 'version', 1)
+  local now = redis.call('HMGET', job, 'status', 'progress', 'attempts')
+  redis.call('PUBLISH', channel, table.concat({version, change, now[1], now[2] or '0', now[3] or '0'}, ' '))
+end"""
+CHANGES = ("status", "attempts", "progress", "end")
 # `batch_size` (not empty: the job starts in a batch, `workers.batching`) is noted with the start.
-_START = Script(keys=("job",), args=("now", "worker", "ttl", "batch_size"), preamble=(_FINAL_LUA,), body="""
+_START = Script(keys=("job",), args=("now", "worker", "ttl", "batch_size", "channel"),
+                preamble=(_FINAL_LUA, CHANGE_LUA), body="""
 local status = redis.call('HGET', job, 'status')
 if not status then return -1 end
 if FINAL[status] then return -2 end
@@ -179,18 +193,20 @@ local attempts = redis.call('HINCRBY', job, 'attempts', 1)
 redis.call('HSET', job, 'status', 'STARTED', 'started_at', now, 'progress', 0, 'worker', worker)
 if batch_size ~= '' then redis.call('HSET', job, 'batch_size', batch_size) end
 redis.call('EXPIRE', job, ttl)
+changed(job, channel, status == 'STARTED' and 'attempts' or 'status')
 return attempts
 """)
 # Progress only for a running job (never a missing, pending or final record), and only from its latest
 # attempt when given one (`attempt` not empty).
-_PROGRESS = Script(keys=("job",), args=("percent", "attempt"), body="""
+_PROGRESS = Script(keys=("job",), args=("percent", "attempt", "channel"), preamble=(CHANGE_LUA,), body="""
 if redis.call('HGET', job, 'status') ~= 'STARTED' then return 0 end
 if attempt ~= '' and redis.call('HGET', job, 'attempts') ~= attempt then return 0 end
 redis.call('HSET', job, 'progress', percent)
+changed(job, channel, 'progress')
 return 1
 """)
 # `_FINISH` also drops the upload (or, given `keep` = '1', keeps it under `source` as long as the record)
-# and tells waiting long-polls, so a job ends in one round trip. A record that names a `kept_counter` (its
+# and publishes the end (`CHANGE_LUA`), so a job ends in one round trip. A record that names a `kept_counter` (its
 # upload was reserved there, `common.kept`) gets the reservation back, and what stays (the upload kept, plus
 # `kept_extra` bytes the worker stored beside it: a preview) is counted in its owner's counter of bucket
 # `kept_bucket`, which the record names from then on. Given an `attempt` number, it writes
@@ -204,9 +220,9 @@ return 1
 # is kept instead of being held, then run again.
 _FINISH = Script(
     keys=("job", "blob", "stats", "source", "webhooks"),
-    args=("job_id", "wake", "ttl", "channel", "outcome", "attempt", "count_field", "seconds_field", "seconds", "keep",
+    args=("job_id", "wake", "ttl", "channel", "attempt", "count_field", "seconds_field", "seconds", "keep",
           "kept_extra", "kept_bucket", "kept_ttl"),
-    extra=True, preamble=(_FINAL_LUA,), body="""#!lua flags=allow-oom
+    extra=True, preamble=(_FINAL_LUA, CHANGE_LUA), body="""#!lua flags=allow-oom
 local status = redis.call('HGET', job, 'status')
 if status and attempt ~= '' and redis.call('HGET', job, 'attempts') ~= attempt then return 0 end
 if not status or FINAL[status] then
@@ -252,7 +268,7 @@ if count_field ~= '' then
   redis.call('HINCRBYFLOAT', stats, seconds_field, seconds)
   redis.call('EXPIRE', stats, STATS_TTL)
 end
-redis.call('PUBLISH', channel, outcome)
+changed(job, channel, 'end')
 return 1
 """.replace("STATS_TTL", str(jobstats.STATS_TTL_S)))
 NOT_FOUND, ALREADY_FINAL = -1, -2
@@ -269,7 +285,7 @@ def mark_started(r: redis.Redis, job_id: str, worker: str = "") -> int:
     """Count one more attempt, note the worker (`host:pid`) running it, refresh the record's TTL and return
     the count, or NOT_FOUND / ALREADY_FINAL (nothing written)."""
     return int(_START(r, job=job_key(job_id), now=now(), worker=worker, ttl=get_settings().result_ttl_s,
-                      batch_size=""))
+                      batch_size="", channel=job_channel(job_id)))
 
 
 def start_with_upload(r: redis.Redis, job_id: str, worker: str = "") -> tuple[int, bytes | None]:
@@ -286,7 +302,8 @@ def start_many(r: redis.Redis, job_ids: Sequence[str], worker: str, *, uploads: 
 
     def fill(pipe: Pipeline) -> None:
         for job_id in job_ids:
-            _START(pipe, job=job_key(job_id), now=stamp, worker=worker, ttl=ttl, batch_size=size)
+            _START(pipe, job=job_key(job_id), now=stamp, worker=worker, ttl=ttl, batch_size=size,
+                   channel=job_channel(job_id))
             if uploads:
                 pipe.get(blob_key(job_id))
         if leader is not None and batch_size:
@@ -300,7 +317,8 @@ def set_progress(r: redis.Redis, job_id: str, percent: int, attempt: int | None 
     """Note a running job's progress; return False, writing nothing, if the job is not running (gone, still
     pending, or already ended) or, given `attempt`, if a later attempt has started."""
     percent = max(0, min(100, int(percent)))
-    return bool(_PROGRESS(r, job=job_key(job_id), percent=percent, attempt="" if attempt is None else attempt))
+    return bool(_PROGRESS(r, job=job_key(job_id), percent=percent, attempt="" if attempt is None else attempt,
+                          channel=job_channel(job_id)))
 
 
 def finish(r: redis.Redis, job_id: str, status: JobStatus, **end: Any) -> bool:
@@ -354,8 +372,8 @@ class Ending:
         settings, job_id = get_settings(), self.job_id
         return _FINISH(client, *flat, job=job_key(job_id), blob=blob_key(job_id), stats=jobstats.stats_key(),
                        source=source_key(job_id), webhooks=webhook_schedule_key(), job_id=job_id,
-                       wake=webhook_wake_channel(), ttl=settings.result_ttl_s, channel=done_channel(job_id),
-                       outcome=self.status.value, attempt="" if self.attempt is None else str(self.attempt),
+                       wake=webhook_wake_channel(), ttl=settings.result_ttl_s, channel=job_channel(job_id),
+                       attempt="" if self.attempt is None else str(self.attempt),
                        count_field=count_field, seconds_field=seconds_field, seconds=seconds,
                        keep="1" if self.keep_upload else "0", kept_extra=self.kept_bytes,
                        kept_bucket=kept.bucket(settings), kept_ttl=kept.ttl_s(settings))

@@ -52,7 +52,8 @@ class Settings(BaseSettings):
         'address the API (gunicorn) listens on; not loopback: `make up` needs `API_KEYS` (or `ALLOW_ANONYMOUS`)'))
     api_port: int = Field(default=8000, description='port of the API')
     api_workers: int = Field(default=2, description='gunicorn worker processes')
-    api_threads: int = Field(default=16, description='threads per gunicorn worker (each long-poll holds one)')
+    api_threads: int = Field(default=16, description=(
+        'threads per gunicorn worker (each long-poll or event stream holds one)'))
     client_read_timeout_s: float = Field(default=10.0, description=(
         'seconds a client has to send its whole request, head and body, from connecting (or from the first byte '
         'of a next request on a kept-alive connection); past it: 408 and the connection closed'))
@@ -89,8 +90,11 @@ class Settings(BaseSettings):
     max_wait_s: int = Field(default=30, description=(
         'longest `GET /v1/jobs/<id>?wait=` a client may ask for, in seconds'))
     max_waiting_per_process: int = Field(default=0, description=(
-        'long-polls (`?wait=`) one API process holds at once, at most `API_THREADS` − 1; past it a wait answers '
-        'at once (0: `API_THREADS` − 4, at least half the threads)'))
+        'long-polls (`?wait=`) and event streams (`/events`) one API process holds at once, at most `API_THREADS` '
+        '− 1; past it a wait or a stream answers at once (0: `API_THREADS` − 4, at least half the threads)'))
+    events_max_s: int = Field(default=300, ge=1, description=(
+        'longest a `GET /v1/jobs/<id>/events` stream stays open, in seconds; then it closes and the client resumes '
+        'with `Last-Event-ID`'))
     result_max_bytes: int = Field(default=1024 * 1024, description=(
         'largest result a job may store, as JSON; a larger one ends the job FAILURE `result_too_large`'))
     fetch_connect_timeout_s: float = Field(default=5.0, description='connect timeout of every URL a job fetches')

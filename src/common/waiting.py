@@ -1,16 +1,18 @@
 """The long-poll: wait for a job's record to be final, woken by the publish of the script that ends it
-(`records.finish` publishes on `done_channel`)."""
+(`records.finish` publishes on `job_channel`, as every change of the record)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import redis
 from redis.client import PubSub
 
-from common.records import JobStatus, done_channel, load
+from common.records import JobStatus, job_channel, load
 
 
 def wait_final(r: redis.Redis, job_id: str, timeout_s: float) -> dict[str, Any] | None:
@@ -19,11 +21,8 @@ def wait_final(r: redis.Redis, job_id: str, timeout_s: float) -> dict[str, Any] 
     Subscribes before reading, so a job finishing in between is never missed. Any message only makes
     it read the record again, so one left over from an earlier wait on the same connection is harmless.
     """
-    pubsub, channel = _pubsub(r), done_channel(job_id)
-    try:
-        pubsub.subscribe(channel)
-        deadline = time.monotonic() + timeout_s
-        _await_subscription(pubsub, channel, deadline)
+    deadline = time.monotonic() + timeout_s
+    with subscribed(r, job_id, deadline) as pubsub:
         record = load(r, job_id)
         while record is not None and not JobStatus(record["status"]).is_final:
             remaining = deadline - time.monotonic()
@@ -31,8 +30,19 @@ def wait_final(r: redis.Redis, job_id: str, timeout_s: float) -> dict[str, Any] 
                 break
             if pubsub.get_message(timeout=remaining) is not None:
                 record = load(r, job_id)
-        pubsub.unsubscribe(channel)
         return record
+
+
+@contextmanager
+def subscribed(r: redis.Redis, job_id: str, deadline: float) -> Iterator[PubSub]:
+    """This thread's pub/sub connection, subscribed to the job's changes (confirmed by Redis, or `deadline`
+    passed); unsubscribed afterwards, or dropped if anything went wrong meanwhile."""
+    pubsub, channel = _pubsub(r), job_channel(job_id)
+    try:
+        pubsub.subscribe(channel)
+        _await_subscription(pubsub, channel, deadline)
+        yield pubsub
+        pubsub.unsubscribe(channel)
     except BaseException:
         _waiting.pubsub = None
         pubsub.close()
@@ -63,4 +73,4 @@ def _pubsub(r: redis.Redis) -> PubSub:
     return pubsub
 
 
-__all__ = ["wait_final"]
+__all__ = ["subscribed", "wait_final"]

@@ -43,6 +43,7 @@ def test_a_job_is_visible_only_to_the_key_that_created_it(keyed) -> None:
     assert other.status_code == 404 and other.get_json()["error"]["code"] == "not_found"
     assert keyed.delete(f"/v1/jobs/{job_id}", headers=bearer(KEY_B)).status_code == 404
     assert keyed.get(f"/v1/jobs/{job_id}", query_string={"wait": 1}, headers=bearer(KEY_B)).status_code == 404
+    assert keyed.get(f"/v1/jobs/{job_id}/events", headers=bearer(KEY_B)).status_code == 404
 
 
 def test_idempotency_keys_are_per_api_key(keyed) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import redis
 import requests
 
-from launcher.platform import wait_consuming
+from launcher.platform import start_api, wait_consuming
 from support import services
 from support.processes import Proc, env_for, start_worker
 from support.wait import until
@@ -37,6 +37,22 @@ def platform_env(broker_url: str, redis_url: str, management_url: str = SHARED_M
     env = env_for("", f"test-{uuid.uuid4().hex[:8]}:", FETCH_ALLOWLIST="127.0.0.1", **extra)
     env.update(BROKER_URL=broker_url, RABBITMQ_MANAGEMENT_URL=management_url, REDIS_URL=redis_url)
     return env
+
+
+@contextmanager
+def queued_api(prefix: str, **extra: str) -> Iterator[tuple[dict[str, str], str, Proc]]:
+    """An API (one gunicorn worker) on a vhost of its own that no worker consumes yet, so its jobs wait in their
+    queue until the test starts a pool there (`worker_pool`); its environment, URL and process."""
+    vhost = services.create_vhost()
+    try:
+        env = env_for(vhost, prefix, API_WORKERS="1", **extra)
+        proc, url = start_api(env)
+        try:
+            yield env, url, proc
+        finally:
+            proc.stop()
+    finally:
+        services.delete_vhost(vhost)
 
 
 @contextmanager
@@ -72,4 +88,5 @@ def job_keys(redis_url: str, prefix: str) -> set[bytes]:
         return set(r.scan_iter(match=f"{prefix}job:*", count=1000))
 
 
-__all__ = ["FINAL", "final", "job", "job_keys", "platform_env", "shared_vhost", "stored_record", "worker_pool"]
+__all__ = ["FINAL", "final", "job", "job_keys", "platform_env", "queued_api", "shared_vhost", "stored_record",
+           "worker_pool"]

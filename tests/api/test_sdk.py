@@ -14,9 +14,11 @@ import requests
 from common.catalog import CATALOG
 
 NAMED = {"submitSentimentJob", "submitDetectionJob", "getJob", "cancelJob", "getAnnotatedImage", "listQueues",
-         "listJobTypes", "getHealth", "getReadiness", "getMetrics"}
-# image/png as bytes (the generator reads only JSON, text and octet-stream bodies); no formatter run on the output
-CONFIG = "content_type_overrides:\n  image/png: application/octet-stream\npost_hooks: []\n"
+         "listJobTypes", "getHealth", "getReadiness", "getMetrics", "getJobEvents", "redeliverWebhook"}
+# image/png and the event stream as bytes (the generator reads only JSON, text and octet-stream bodies); no
+# formatter run on the output
+CONFIG = ("content_type_overrides:\n  image/png: application/octet-stream\n"
+          "  text/event-stream: application/octet-stream\npost_hooks: []\n")
 
 
 def operations(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -35,7 +37,7 @@ def test_every_operation_has_a_name_a_client_can_use(app) -> None:
     assert list(png) == ["image/png"] and png["image/png"]["schema"]["format"] == "binary"
 
 
-def test_a_generated_client_submits_a_job_and_reads_it(api_url: str, workers, tmp_path: Path) -> None:
+def test_a_generated_client_submits_a_job_waits_and_reads_its_events(api_url: str, workers, tmp_path: Path) -> None:
     (tmp_path / "openapi.json").write_bytes(requests.get(f"{api_url}/openapi.json", timeout=10).content)
     (tmp_path / "config.yaml").write_text(CONFIG)
     generated = subprocess.run(
@@ -50,6 +52,7 @@ def test_a_generated_client_submits_a_job_and_reads_it(api_url: str, workers, tm
         sdk = importlib.import_module("jobs_sdk")
         submit = importlib.import_module("jobs_sdk.api.jobs.submit_sentiment_job")
         get_job = importlib.import_module("jobs_sdk.api.jobs.get_job")
+        get_job_events = importlib.import_module("jobs_sdk.api.jobs.get_job_events")
         models = importlib.import_module("jobs_sdk.models")
         with sdk.Client(base_url=api_url, raise_on_unexpected_status=True) as client:
             accepted = submit.sync(client=client, body=models.SentimentText(text="What a wonderful day!"))
@@ -58,6 +61,9 @@ def test_a_generated_client_submits_a_job_and_reads_it(api_url: str, workers, tm
             assert isinstance(job, models.JobView), job
             assert job.status == models.JobViewStatus.SUCCESS, job
             assert job.to_dict()["result"]["label"] == "POSITIVE", job.to_dict()
+            events = get_job_events.sync_detailed(accepted.job_id, client=client)  # the job ended: its end, then close
+            assert events.status_code == 200, events
+            assert "event: end" in events.content.decode() and accepted.job_id in events.content.decode()
     finally:
         sys.path.remove(str(tmp_path))
         for name in [m for m in sys.modules if m == "jobs_sdk" or m.startswith("jobs_sdk.")]:

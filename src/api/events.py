@@ -65,6 +65,8 @@ def get_job_events(path: JobPath, header: EventsHeader) -> Any:
     without an `end` event: reconnect with `Last-Event-ID`."""
     record = find(path.job_id)  # 404 unless it is the caller's
     last = -1 if header.last_event_id is None else header.last_event_id
+    if last > record["version"]:  # not an id of this record's (a version only grows): resume from nothing
+        last = -1
     final = JobStatus(record["status"]).is_final
     if final and record["version"] <= last:
         return Response(status=204)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import redis
+from standardwebhooks import Webhook
 
 from common import jobstats, records
 from common.addresses import Allowlist, check_address
@@ -26,6 +27,25 @@ OUTCOMES = ("delivered", "retry", "failed")  # of one attempt; `retry`: failed, 
 MAX_URL = 2048
 _NOW_MS = """local clock = redis.call('TIME')
 local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)"""
+
+
+def unusable_secret(settings: Settings) -> str | None:
+    """Why `WEBHOOK_SECRET` (or `WEBHOOK_SECRET_PREVIOUS`) cannot sign, or None: each must be `whsec_` and a
+    non-empty base64 key."""
+    for name, secret in (("WEBHOOK_SECRET", settings.webhook_secret),
+                         ("WEBHOOK_SECRET_PREVIOUS", settings.webhook_secret_previous)):
+        if not secret:
+            continue
+        try:
+            Webhook(secret)
+        except Exception:  # standardwebhooks raises its own errors and binascii's
+            return f"{name} is not a signing key (`whsec_` followed by a non-empty base64 key)"
+    return None
+
+
+def leases_key() -> str:
+    """The schedule's entries claimed and not yet begun (`_CLAIM`, `_BEGIN`)."""
+    return f"{records.webhook_schedule_key()}:leases"
 
 
 def stats_key() -> str:
@@ -47,6 +67,9 @@ def check_url(url: str, settings: Settings) -> str:
         raise refused("its port is invalid.") from None
     if not settings.webhook_secret:
         raise refused("this platform has no WEBHOOK_SECRET to sign webhooks with, and sends no unsigned ones.")
+    unusable = unusable_secret(settings)
+    if unusable:
+        raise refused(f"this platform's {unusable}, and it sends no unsigned webhooks.")
     try:
         allowlist = Allowlist.parse(settings.webhook_allowlist, "WEBHOOK_ALLOWLIST")
     except ValueError as exc:
@@ -58,19 +81,27 @@ def check_url(url: str, settings: Settings) -> str:
     return url
 
 
-# Due entries, at most `limit`, each leased for `lease_ms` (its score moves that far ahead).
-_CLAIM = Script(keys=("schedule",), args=("lease_ms", "limit"), body=_NOW_MS + """
+# Due entries, at most `limit`, each leased for `lease_ms` (its score moves that far ahead) and noted as claimed
+# in `leases`: one `deliver` task may begin per claim.
+_CLAIM = Script(keys=("schedule", "leases"), args=("lease_ms", "limit"), body=_NOW_MS + """
 local due = redis.call('ZRANGEBYSCORE', schedule, '-inf', now_ms, 'LIMIT', 0, tonumber(limit))
-for _, id in ipairs(due) do redis.call('ZADD', schedule, now_ms + tonumber(lease_ms), id) end
+for _, id in ipairs(due) do
+  redis.call('ZADD', schedule, now_ms + tonumber(lease_ms), id)
+  redis.call('HSET', leases, id, now_ms)
+end
 return due
 """)
 # The start of an attempt: its number (attempts so far), with the lease renewed; -1 when there is nothing to
-# send (record expired, or its webhook no longer pending), and the entry leaves the schedule.
-_BEGIN = Script(keys=("job", "schedule"), args=("job_id", "lease_ms"), body=_NOW_MS + """
+# send (record expired, or its webhook no longer pending: the entry leaves the schedule), -2 when no claim is
+# left to begin (a second task of one claim, published again while the first waited in the queue: it must not
+# post at once, past a backoff or a `Retry-After` the first one stored).
+_BEGIN = Script(keys=("job", "schedule", "leases"), args=("job_id", "lease_ms"), body=_NOW_MS + """
+local claimed = redis.call('HDEL', leases, job_id)
 if redis.call('HGET', job, 'webhook_state') ~= 'pending' then
   redis.call('ZREM', schedule, job_id)
   return -1
 end
+if claimed == 0 then return -2 end
 redis.call('ZADD', schedule, 'XX', now_ms + tonumber(lease_ms), job_id)
 return tonumber(redis.call('HGET', job, 'webhook_attempts') or '0')
 """)
@@ -110,14 +141,15 @@ REDELIVERED, NOT_FOUND, NO_WEBHOOK, NOT_FINISHED = 1, -1, -2, -3
 
 
 def claim_due(r: redis.Redis, lease_s: float, limit: int = 100) -> list[str]:
-    ids: list[bytes] = _CLAIM(r, schedule=records.webhook_schedule_key(), lease_ms=int(lease_s * 1000), limit=limit)
+    ids: list[bytes] = _CLAIM(r, schedule=records.webhook_schedule_key(), leases=leases_key(),
+                              lease_ms=int(lease_s * 1000), limit=limit)
     return [i.decode() for i in ids]
 
 
 def begin(r: redis.Redis, job_id: str, lease_s: float) -> int:
-    """The number of this attempt's predecessors, or -1: nothing to send."""
-    return int(_BEGIN(r, job=records.job_key(job_id), schedule=records.webhook_schedule_key(), job_id=job_id,
-                      lease_ms=int(lease_s * 1000)))
+    """The number of this attempt's predecessors, or below 0: nothing to send (see `_BEGIN`)."""
+    return int(_BEGIN(r, job=records.job_key(job_id), schedule=records.webhook_schedule_key(), leases=leases_key(),
+                      job_id=job_id, lease_ms=int(lease_s * 1000)))
 
 
 def store_outcome(r: redis.Redis, job_id: str, attempt: int, outcome: str, status: int | None, error: str,

@@ -16,7 +16,10 @@ import email.utils
 import json
 import logging
 import random
+import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -97,15 +100,45 @@ def post(url: str, body: bytes, headers: dict[str, str], settings: Settings) -> 
                "User-Agent": "ml-job-platform-webhooks/1.0"}
     try:
         with pool:
-            response = pool.urlopen("POST", target, body=body, headers=headers, redirect=False, preload_content=False)
-            answer = response.read(MAX_READ)  # the rest is never read: the connection closes with the pool
+            with deadline(settings.webhook_timeout_s):
+                response = pool.urlopen("POST", target, body=body, headers=headers, redirect=False,
+                                        preload_content=False)
+                # Only an error's first bytes are read, for `last_error`; a 2xx is delivered whatever its body.
+                ok = 200 <= response.status < 300
+                answer = b"" if ok else response.read(MAX_READ)  # the rest is dropped with the connection
             return _answered(response.status, response.headers.get("Retry-After"), answer)
+    except AnswerTimedOut:
+        return Attempt(None, f"no whole answer within {settings.webhook_timeout_s:g} s (WEBHOOK_TIMEOUT_S)")
     except urllib3.exceptions.NewConnectionError:  # a subclass of ConnectTimeoutError: test it first
         return Attempt(None, f"could not connect to {parts.netloc}")
     except urllib3.exceptions.TimeoutError:
         return Attempt(None, f"no answer within {settings.webhook_timeout_s:g} s (WEBHOOK_TIMEOUT_S)")
     except urllib3.exceptions.HTTPError as exc:
         return Attempt(None, f"{type(exc).__name__}: {exc}"[:300])
+
+
+class AnswerTimedOut(Exception):
+    """`WEBHOOK_TIMEOUT_S` ran out while the receiver was answering (urllib3 bounds each read, not the answer)."""
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise `AnswerTimedOut` in this thread when `seconds` run out (SIGALRM: the task runs in its pool child's
+    main thread). Elsewhere (another thread) only urllib3's per-read timeout bounds the answer."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(*_: Any) -> None:
+        raise AnswerTimedOut()
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _answered(status: int, retry_after: str | None, answer: bytes) -> Attempt:
@@ -122,7 +155,7 @@ def _retry_after(value: str | None) -> float | None:
     """`Retry-After` in seconds or as an HTTP date; None when absent or unreadable."""
     if not value:
         return None
-    if value.strip().isdigit():
+    if value.strip().isascii() and value.strip().isdigit():  # not "²": str.isdigit takes any Unicode digit
         return min(float(value), MAX_DELAY_S)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -157,11 +190,20 @@ def deliver(job_id: str) -> str:
     payload = {"type": "job.finished", "timestamp": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                "data": records.public(record)}
     body = json.dumps(payload, separators=(",", ":")).encode()
-    if settings.webhook_secret:
-        attempt = post(record["webhook"]["url"], body, signed(body, message_id(job_id), at, settings), settings)
+    unusable = "WEBHOOK_SECRET is not set" if not settings.webhook_secret else webhooks.unusable_secret(settings)
+    if unusable:
+        attempt = Attempt(None, f"{unusable} on the webhooks workers: nothing is sent unsigned")
     else:
-        attempt = Attempt(None, "WEBHOOK_SECRET is not set on the webhooks workers: nothing is sent unsigned")
+        try:
+            attempt = post(record["webhook"]["url"], body, signed(body, message_id(job_id), at, settings), settings)
+        except Exception as exc:  # counted as a failed attempt, never an attempt that leaves no trace
+            log.exception("webhook of job %s: the attempt failed", job_id)
+            attempt = Attempt(None, f"{type(exc).__name__}: {exc}"[:300])
     outcome, delay = outcome_of(attempt, earlier + 1, settings)
+    left_s = int(r.ttl(records.job_key(job_id)))  # type: ignore[arg-type]
+    if outcome == "retry" and 0 <= left_s < delay + 60:  # the record (and its result) would be gone by then
+        outcome, attempt = "failed", Attempt(attempt.status, f"{attempt.error}; the next attempt would come after "
+                                                             f"the job's record expires")
     webhooks.store_outcome(r, job_id, earlier, outcome, attempt.status, attempt.error, delay)
     log.info("webhook of job %s: attempt %d %s%s", job_id, earlier + 1, outcome,
              f" ({attempt.error}; next in {delay:.1f} s)" if outcome == "retry" else

@@ -177,7 +177,7 @@ def outcome_of(attempt: Attempt, attempts: int, settings: Settings) -> tuple[str
 
 # The post is bounded by WEBHOOK_TIMEOUT_S, the name lookup before it is not: a task cut by its limit leaves its
 # entry leased, so it is claimed again when the lease ends.
-@app.task(name=DELIVER_TASK, queue=WEBHOOKS_QUEUE, ignore_result=True, acks_late=True,
+@app.task(name=DELIVER_TASK, ignore_result=True, acks_late=True,  # routed to `webhooks` by task_routes
           soft_time_limit=get_settings().webhook_timeout_s + 30, time_limit=get_settings().webhook_timeout_s + 45)
 def deliver(job_id: str) -> str:
     """Post one attempt of a job's webhook; running it twice at most posts it twice (same `webhook-id`)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from common.broker import WEBHOOKS_QUEUE
 from common.catalog import CATALOG
 from launcher.commands import longest_job_s
 
@@ -39,7 +40,7 @@ def test_every_manifest_is_valid_yaml_with_a_kind() -> None:
 
 def test_one_worker_deployment_per_queue_that_finishes_its_job_on_scale_down() -> None:
     by_queue = {queue_of(d): d for d in of_kind("Deployment").values() if queue_of(d)}
-    assert set(by_queue) == {t.queue for t in CATALOG}
+    assert set(by_queue) == {t.queue for t in CATALOG} | {WEBHOOKS_QUEUE}
     for queue, deployment in by_queue.items():
         assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > longest_job_s(), queue
 

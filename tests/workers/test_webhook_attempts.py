@@ -21,8 +21,6 @@ from launcher.platform import free_port
 
 SECRET = "whsec_" + "c2VjcmV0LWtleS1vZi10aGUtdGVzdHMtMzItYnl0ZXM="
 TIMEOUT_S = 1.0
-# `deliver` is declared with `queue=`, which Celery 5.7 deprecates on binding the task in this process
-pytestmark = pytest.mark.filterwarnings("ignore::celery.exceptions.CDeprecationWarning")
 
 
 class RawReceiver:

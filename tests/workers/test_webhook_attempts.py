@@ -110,7 +110,7 @@ def test_a_receiver_dripping_its_headers_is_cut_at_webhook_timeout_s(hook_env: N
         conn.sendall(b"HTTP/1.1 200 OK\r\n")
         for _ in range(25):  # 10 s of a header that never ends
             conn.sendall(b"X")
-            time.sleep(0.4)
+            time.sleep(0.4)  # the receiver's pace (a hostile slow sender), not a wait on a condition
 
     receiver = RawReceiver(drip)
     try:
@@ -131,7 +131,7 @@ def test_a_2xx_answer_whose_body_never_ends_is_delivered_not_retried(hook_env: N
 
     def hold(conn: socket.socket) -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nok")
-        time.sleep(3 * TIMEOUT_S)
+        time.sleep(3 * TIMEOUT_S)  # the receiver holds its connection open: its behaviour, not a wait
 
     receiver = RawReceiver(hold)
     try:

@@ -107,9 +107,10 @@ _gatherers: dict[str, Gatherer] = {}
 
 
 def gatherer(task: Any) -> Gatherer:
-    found = _gatherers.get(task.queue)
+    queue = BY_NAME[task.job_type].queue
+    found = _gatherers.get(queue)
     if found is None:
-        found = _gatherers[task.queue] = Gatherer(task.app, task.queue)
+        found = _gatherers[queue] = Gatherer(task.app, queue)
     return found
 
 
@@ -221,8 +222,8 @@ def readable_member(task: Any, message: Message) -> Member | None:
     """A gathered message as a member not yet started, or None when it is not a job of this task."""
     job_id, name = message.headers.get("id"), message.headers.get("task")
     if name != task.name or not job_id:
-        log.warning("a %s message (id %s) on the %s queue is not a %s job; requeued", name, job_id, task.queue,
-                    task.name)
+        log.warning("a %s message (id %s) on the %s queue is not a %s job; requeued", name, job_id,
+                    BY_NAME[task.job_type].queue, task.name)
         message.requeue()
         return None
     try:

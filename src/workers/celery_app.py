@@ -25,7 +25,8 @@ _consumed: set[str] = set()
 
 
 def job_task(name: str, base: type[JobTask] = JobTask) -> Any:
-    """The decorator of a job type's task: name, queue and time limits come from the catalog (a time limit
+    """The decorator of a job type's task: name and time limits come from the catalog (its queue from
+    `task_routes`, as Celery wants it) (a time limit
     from `<TYPE>_TIME_LIMIT_S` when set).
     A type with a model passes `base`, a `JobTask` subclass whose `load_model` loads it."""
     job_type = BY_NAME[name]
@@ -33,7 +34,6 @@ def job_task(name: str, base: type[JobTask] = JobTask) -> Any:
         base=base,
         bind=True,
         name=job_type.task_name,
-        queue=job_type.queue,
         soft_time_limit=job_type.soft_time_limit_s(get_settings()),
         time_limit=job_type.hard_time_limit_s(get_settings()),
         job_type=name,
